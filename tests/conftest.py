@@ -1,0 +1,37 @@
+"""Shared fixtures: one real Kafka-protocol broker for the whole session.
+
+When ``KAFKA_BOOTSTRAP_SERVERS`` is set, that cluster is used instead of the
+embedded Tansu broker, so the same suite runs against Apache Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from kafkaratchet.broker import EmbeddedBroker
+
+log = logging.getLogger(__name__)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    broker = EmbeddedBroker().start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def unique_root() -> str:
+    """A root topic no other test uses, so tests never see each other's records."""
+    return f"t{uuid.uuid4().hex[:12]}"
