@@ -15,7 +15,8 @@ import nacl.signing
 
 from .errors import FormatError, SignatureError
 
-__all__ = ["SigningIdentity", "verify", "fingerprint", "PUBLIC_KEY_SIZE", "SIGNATURE_SIZE"]
+__all__ = ["SigningIdentity", "verify", "fingerprint", "PUBLIC_KEY_SIZE", "SIGNATURE_SIZE", "encode_identity_file",
+           "decode_identity_file", "derive_subkey", "IDENTITY_FILE_SIZE"]
 
 PUBLIC_KEY_SIZE = 32
 SIGNATURE_SIZE = 64
@@ -79,3 +80,34 @@ class SigningIdentity:
 
     def __repr__(self) -> str:
         return f"SigningIdentity({self.fingerprint})"
+
+
+# -- the node's identity file (``<node>.crypto``) -------------------------------------------------
+# "KRID" | version 0x01 | Ed25519 seed (32) | check (16, BLAKE2b-128 of the preceding 37 bytes)
+_ID_MAGIC = b"KRID\x01"
+_ID_CHECK_PERSON = b"kr-identity-chk\x00"
+IDENTITY_FILE_SIZE = len(_ID_MAGIC) + SEED_SIZE + 16
+
+
+def encode_identity_file(identity: SigningIdentity) -> bytes:
+    body = _ID_MAGIC + identity.seed_bytes()
+    return body + sodium.crypto_generichash_blake2b_salt_personal(body, digest_size=16, person=_ID_CHECK_PERSON)
+
+
+def decode_identity_file(data: bytes) -> SigningIdentity:
+    """The identity in a ``.crypto`` file; FormatError when the bytes are not one."""
+    if len(data) != IDENTITY_FILE_SIZE or not data.startswith(_ID_MAGIC[:4]):
+        raise FormatError("not a kafkaratchet identity file")
+    if data[4:5] != _ID_MAGIC[4:]:
+        raise FormatError(f"unsupported identity file version {data[4]}")
+    body, check = data[:-16], data[-16:]
+    expected = sodium.crypto_generichash_blake2b_salt_personal(body, digest_size=16, person=_ID_CHECK_PERSON)
+    if not hmac.compare_digest(check, expected):
+        raise FormatError("identity file checksum mismatch (corrupt)")
+    return SigningIdentity(bytes(body[len(_ID_MAGIC):]))
+
+
+def derive_subkey(identity: SigningIdentity, purpose: bytes) -> bytes:
+    """A 32-byte key for a local purpose (sealing the key archive), bound to this identity."""
+    return sodium.crypto_generichash_blake2b_salt_personal(
+        b"", digest_size=32, key=identity.seed_bytes(), person=purpose.ljust(16, b"\x00")[:16])

@@ -118,12 +118,24 @@ class Ratchet:
         self._lock = threading.Lock()
         self._epoch, self._secret = decode_seed(self._read())
         self._keys: dict[str, DataKey] = {}
+        self._since = self._mtime()
 
     def _read(self) -> bytes:
         try:
             return read_secret(self.path, max_size=SEED_FILE_SIZE)
         except ConfigError as exc:
             raise RatchetError(str(exc)) from None
+
+    def _mtime(self) -> float:
+        try:
+            return self.path.stat().st_mtime
+        except OSError:
+            return time.time()
+
+    @property
+    def epoch_started(self) -> float:
+        """When the current epoch began (the seed file's modification time)."""
+        return self._since
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], *, exist_ok: bool = False) -> Ratchet:
@@ -147,7 +159,7 @@ class Ratchet:
             with self._lock:
                 key = self._keys.get(root)
                 if key is None:
-                    key = derive_data_key(self._secret, root, time.time())
+                    key = derive_data_key(self._secret, root, self._since)
                     self._keys[root] = key
         return key
 
@@ -164,6 +176,7 @@ class Ratchet:
                 raise RatchetError(f"cannot persist ratchet step to {self.path}: {exc.strerror}") from None
             self._epoch, self._secret = epoch, secret
             self._keys = {}
+            self._since = self._mtime()
         log.info("ratchet stepped to epoch %d", epoch)
         return epoch
 

@@ -1,0 +1,643 @@
+"""KafkaCrypto: a node's keys, its serializers, and the management thread that trades keys.
+
+Sealing never touches the network: the producer's key for a root comes from its
+ratchet. Opening may need a key from another node; the deserializer then asks the
+management thread, which publishes a signed request on ``R.reqs`` (or ``R.subs``)
+after its read position on ``R.keys`` is pinned, so no answer can be missed, and
+waits on an event that the answer sets. The same thread answers other nodes'
+requests for keys this node produced, follows the ``chains``, ``allowlist`` and
+``denylist`` topics from the beginning, steps the ratchet on its interval, and
+erases keys past their maximum age. It owns the key-exchange consumer outright
+(kafka-python's consumer is not thread-safe) and survives any input.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import keyexchange as kx
+from .certs import Certificate, Chain, TrustStore, TrustUpdate, Usage, ValidatedChain
+from .errors import (
+    ConfigError,
+    DecryptionError,
+    FormatError,
+    KafkaRatchetError,
+    NotARecordError,
+    UnsupportedVersionError,
+)
+from .identity import decode_identity_file, derive_subkey, fingerprint
+from .kem import KemPrivateKey
+from .keyring import KeyRing
+from .message import KafkaCryptoMessage
+from .ratchet import DataKey, Ratchet
+from .sealing import Role, is_sealed, key_id_of, open_sealed, seal
+from .secretfile import read_secret
+from .settings import NodeSettings
+from .store import KafkaCryptoStore
+
+__all__ = ["KafkaCrypto"]
+
+log = logging.getLogger(__name__)
+
+_POLL_MS = 50
+_MAX_SEEN_REQUESTS = 20_000
+_MAX_PENDING = 1_000
+_MAX_RETRY = 30.0
+_WANT_TTL = 300.0
+
+
+class _RateLimiter:
+    """Says whether a message keyed ``key`` may be logged now (once per interval per key)."""
+
+    def __init__(self, interval: float, max_keys: int = 4096) -> None:
+        self.interval = interval
+        self._last: collections.OrderedDict[Any, float] = collections.OrderedDict()
+        self._max = max_keys
+        self._lock = threading.Lock()
+
+    def allow(self, key: Any) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.interval:
+                return False
+            self._last[key] = now
+            self._last.move_to_end(key)
+            while len(self._last) > self._max:
+                self._last.popitem(last=False)
+        return True
+
+
+@dataclass
+class _Want:
+    """Key ids of one root some deserializer is waiting for."""
+
+    key_ids: set[bytes] = field(default_factory=set)
+    last_wanted: float = 0.0
+    next_request: float = 0.0
+    retry: float = 1.0
+
+
+@dataclass
+class _Pending:
+    root: str
+    key_ids: frozenset[bytes]
+    kems: dict[Any, KemPrivateKey]
+    sent: float
+
+
+class KafkaCrypto:
+    """kafkacrypto's node object: ``KafkaCrypto(nodeID, kp, kc, config=None, cryptokey=None, seed=None)``.
+
+    ``kp`` and ``kc`` are a kafka-python producer and consumer dedicated to the key
+    exchange (the consumer needs no group). ``config`` is a :class:`KafkaCryptoStore` or the
+    path of the node's ``.config`` (default ``<nodeID>.config``); ``cryptokey`` and ``seed``
+    override the paths of the secret files.
+    """
+
+    def __init__(self, nodeID: str | None, kp: Any, kc: Any, config: KafkaCryptoStore | str | os.PathLike[str] |  # noqa: N803
+                 None = None, cryptokey: str | os.PathLike[str] | None = None,
+                 seed: str | os.PathLike[str] | None = None) -> None:
+        if isinstance(config, KafkaCryptoStore):
+            store = config
+        else:
+            if config is None and not nodeID:
+                raise ConfigError("KafkaCrypto needs a nodeID or a config")
+            store = KafkaCryptoStore(config if config is not None else f"{nodeID}.config", nodeID)
+        if nodeID and store.node_id != nodeID:
+            raise ConfigError(f"config {store.path} is for node {store.node_id!r}, not {nodeID!r}")
+        self.store = store
+        self.node_id = store.node_id
+        self.settings = NodeSettings.from_section(store.load_section("crypto"))
+        self._kems = self.settings.kem_types()
+
+        identity_path = Path(cryptokey) if cryptokey else store.secret_path("cryptokey", ".crypto")
+        try:
+            self._identity = decode_identity_file(read_secret(identity_path, max_size=4096))
+        except FormatError as exc:
+            raise ConfigError(f"{identity_path}: {exc}") from None
+        seed_path = Path(seed) if seed else store.secret_path("ratchet", ".seed")
+        self._ratchet = Ratchet(seed_path) if seed_path.exists() else Ratchet.create(seed_path)
+        self._ring = KeyRing(store.secret_path("keyarchive", ".keys"),
+                             derive_subkey(self._identity, b"kr-key-archive"))
+
+        self._trust = TrustStore(self._load_certificates("allowlist"), self._load_denied(),
+                                 skew=self.settings.clock_skew)
+        self._chains: list[Chain] = [Chain.decode(b) for b in self._load_blobs("chains")]
+        self._chains_lock = threading.Lock()
+        for chain in self._chains:
+            if chain.subject != self._identity.public_key:
+                raise ConfigError(f"{store.path}: a chain in [chains] is not for this node's key")
+
+        self._kp = kp
+        self._kc = kc
+        self._seal_keys: dict[str, DataKey] = {}
+        self._root_of: dict[str, str] = {}
+        self._ratchet_lock = threading.RLock()
+        self._commands: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._key_arrived = threading.Condition()
+        self._wait_failed: dict[tuple[str, bytes], float] = {}
+        self._limiter = _RateLimiter(self.settings.log_interval)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+
+        # owned by the management thread only
+        self._assigned: set[Any] = set()
+        self._following: dict[str, str] = {}
+        self._unresolved: dict[str, str] = {}
+        self._produce_roots: set[str] = set()
+        self._wants: dict[str, _Want] = {}
+        self._pending: collections.OrderedDict[bytes, _Pending] = collections.OrderedDict()
+        self._seen: collections.OrderedDict[bytes, float] = collections.OrderedDict()
+        self._last_maintenance = 0.0
+
+        self._thread = threading.Thread(target=self._run, name=f"kafkaratchet-{self.node_id}", daemon=True)
+        self._thread.start()
+        log.info("node %s (%s) started with %d chain(s), %d root(s) of trust", self.node_id,
+                 self._identity.fingerprint, len(self._chains), len(self._trust.roots))
+
+    # ------------------------------------------------------------------ public API (kafkacrypto's)
+    def getKeySerializer(self) -> Any:  # noqa: N802
+        from .serdes import CryptoSerializer
+
+        return CryptoSerializer(self, Role.KEY)
+
+    def getValueSerializer(self) -> Any:  # noqa: N802
+        from .serdes import CryptoSerializer
+
+        return CryptoSerializer(self, Role.VALUE)
+
+    def getKeyDeserializer(self, max_key_wait_intervals: int | None = None,  # noqa: N802
+                           key_wait_interval: float | None = None) -> Any:
+        from .serdes import CryptoDeserializer
+
+        return CryptoDeserializer(self, Role.KEY, self._wait_bound(max_key_wait_intervals, key_wait_interval))
+
+    def getValueDeserializer(self, max_key_wait_intervals: int | None = None,  # noqa: N802
+                             key_wait_interval: float | None = None) -> Any:
+        from .serdes import CryptoDeserializer
+
+        return CryptoDeserializer(self, Role.VALUE, self._wait_bound(max_key_wait_intervals, key_wait_interval))
+
+    def ratchet(self) -> int:
+        """Step the ratchet now: new keys and key ids for every root. Returns the new epoch."""
+        with self._ratchet_lock:
+            self._ring.persist()  # the retiring epoch's keys are archived before its secret is gone
+            epoch = self._ratchet.step()
+            self._seal_keys = {}
+        return epoch
+
+    def close(self) -> None:
+        """Stop the management thread and persist the key archive. ``kp`` and ``kc`` stay open."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._thread.join(timeout=10)
+        try:
+            self._ring.persist()
+        except OSError as exc:
+            log.error("could not persist the key archive on close: %s", exc.strerror)
+        log.info("node %s closed", self.node_id)
+
+    def __enter__(self) -> KafkaCrypto:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"KafkaCrypto(node_id={self.node_id!r}, fingerprint={self._identity.fingerprint})"
+
+    @property
+    def fingerprint(self) -> str:
+        return self._identity.fingerprint
+
+    @property
+    def public_key(self) -> bytes:
+        return self._identity.public_key
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        """Block until the management topics are being followed (tests, demos, daemons)."""
+        return self._ready.wait(timeout)
+
+    # ------------------------------------------------------------------ sealing and opening
+    def _root(self, topic: str) -> str:
+        root = self._root_of.get(topic)
+        if root is None:
+            root = self.settings.root(topic)
+            if len(self._root_of) < 100_000:
+                self._root_of[topic] = root
+        return root
+
+    def seal(self, topic: str, role: Role, data: bytes) -> bytes:
+        root = self._root(topic)
+        key = self._seal_keys.get(root)
+        if key is None:
+            key = self._first_seal(root)
+        return seal(key.key_id, key.key, topic, role, data)
+
+    def _first_seal(self, root: str) -> DataKey:
+        with self._ratchet_lock:
+            key = self._ratchet.key_for(root)
+            self._ring.add_own(key)
+            self._seal_keys = {**self._seal_keys, root: key}
+        self._commands.put(("produce", root))
+        return key
+
+    def try_open(self, topic: str, role: Role, data: bytes) -> bytes | None:
+        """The cleartext if the key is known now (never waits); DecryptionError if it cannot be."""
+        key = self._ring.get(self._root(topic), key_id_of(data))
+        return None if key is None else open_sealed(key, topic, role, data)
+
+    def open(self, topic: str, role: Role, data: bytes, wait: float, retrier: Any) -> KafkaCryptoMessage:
+        """The deserializer's core: a cleartext message, or a not-cleartext one that can be retried."""
+        if not is_sealed(data):
+            if self.settings.allow_plaintext:
+                return KafkaCryptoMessage(data, cleartext=data, topic=topic)
+            return KafkaCryptoMessage(data, topic=topic)
+        try:
+            key_id = key_id_of(data)
+        except (NotARecordError, UnsupportedVersionError) as exc:
+            if self._limiter.allow(("record-format", topic)):
+                log.warning("record on %s cannot be opened: %s", topic, exc)
+            return KafkaCryptoMessage(data, topic=topic)
+        root = self._root(topic)
+        key = self._ring.get(root, key_id)
+        if key is None and wait > 0:
+            key = self._wait_for_key(root, key_id, wait)
+        elif key is None:
+            self._want(root, key_id)
+        if key is None:
+            return KafkaCryptoMessage(data, topic=topic, retrier=retrier, decryptable=True)
+        try:
+            return KafkaCryptoMessage(data, cleartext=open_sealed(key, topic, role, data), topic=topic)
+        except DecryptionError:
+            if self._limiter.allow(("record-auth", topic)):
+                log.warning("a record on %s does not authenticate (tampered, or moved from another topic "
+                            "or role); it stays encrypted", topic)
+            return KafkaCryptoMessage(data, topic=topic)
+
+    def _wait_bound(self, intervals: int | None, interval: float | None) -> float:
+        count = self.settings.max_key_wait_intervals if intervals is None else intervals
+        step = self.settings.key_wait_interval if interval is None else interval
+        return max(0.0, count * step)
+
+    def _wait_for_key(self, root: str, key_id: bytes, wait: float) -> bytes | None:
+        slot = (root, key_id)
+        failed = self._wait_failed.get(slot)
+        if failed is not None and time.monotonic() - failed < _WANT_TTL:
+            # this key did not come within a full wait moments ago: do not stall every record on it
+            self._want(root, key_id)
+            return None
+        self._want(root, key_id)
+        deadline = time.monotonic() + wait
+        with self._key_arrived:
+            while True:
+                key = self._ring.get(root, key_id)
+                remaining = deadline - time.monotonic()
+                if key is not None or remaining <= 0 or self._stop.is_set():
+                    break
+                self._key_arrived.wait(remaining)
+        if key is None:
+            self._wait_failed[slot] = time.monotonic()
+            if self._limiter.allow(("no-key", root)):
+                log.warning("no key for a record on root %s after waiting %.1f s; it is returned "
+                            "not decrypted and can be retried", root, wait)
+        else:
+            self._wait_failed.pop(slot, None)
+        return key
+
+    def _want(self, root: str, key_id: bytes) -> None:
+        self._commands.put(("want", (root, key_id)))
+
+    # ------------------------------------------------------------------ chains and trust
+    def _load_blobs(self, section: str) -> list[bytes]:
+        blobs = []
+        for name in sorted(self.store.load_section(section)):
+            blob = self.store.load_bytes(name, section)
+            if blob is not None:
+                blobs.append(blob)
+        return blobs
+
+    def _load_certificates(self, section: str) -> list[Certificate]:
+        try:
+            return [Certificate.decode(b) for b in self._load_blobs(section)]
+        except FormatError as exc:
+            raise ConfigError(f"{self.store.path}: [{section}] holds an invalid certificate: {exc}") from None
+
+    def _load_denied(self) -> list[bytes]:
+        keys = self._load_blobs("denylist")
+        if any(len(k) != 32 for k in keys):
+            raise ConfigError(f"{self.store.path}: [denylist] holds a key that is not 32 bytes")
+        return keys
+
+    def _chain_for(self, usage: str, root: str) -> tuple[Chain, ValidatedChain] | None:
+        with self._chains_lock:
+            chains = list(self._chains)
+        best: tuple[Chain, ValidatedChain] | None = None
+        for chain in chains:
+            try:
+                checked = self._trust.validate(chain)
+            except KafkaRatchetError:
+                continue
+            if checked.allows(usage, root) and (best is None or _outlives(checked.expiry, best[1].expiry)):
+                best = (chain, checked)
+        return best
+
+    # ------------------------------------------------------------------ the management thread
+    def _run(self) -> None:
+        self._follow_management_topics()
+        while not self._stop.is_set():
+            try:
+                self._drain_commands()
+                self._send_due_requests()
+                if self._assigned:
+                    batches = self._kc.poll(timeout_ms=_POLL_MS)
+                    for tp, records in batches.items():
+                        for record in records:
+                            self._dispatch(tp.topic, record.value)
+                else:
+                    self._idle(_POLL_MS / 1000)
+                self._maintain()
+            except Exception as exc:  # the management thread must never die; Kafka errors are weather
+                if self._limiter.allow(("loop", type(exc).__name__)):
+                    log.warning("management thread of %s: %s: %s (continuing)", self.node_id,
+                                type(exc).__name__, exc)
+                self._stop.wait(0.2)
+
+    def _idle(self, seconds: float) -> None:
+        try:
+            command = self._commands.get(timeout=seconds)
+        except queue.Empty:
+            return
+        self._handle_command(*command)
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            self._handle_command(*command)
+
+    def _handle_command(self, kind: str, arg: Any) -> None:
+        if kind == "produce":
+            root = arg
+            if root not in self._produce_roots:
+                self._produce_roots.add(root)
+                if self._chain_for(Usage.PRODUCE, root) is None and self._limiter.allow(("no-produce", root)):
+                    log.warning("node %s seals records for root %s but has no chain allowing it to hand out "
+                                "their keys; consumers will not be able to open them", self.node_id, root)
+                self._follow(root + self.settings.reqs_suffix,
+                             ("time", time.time() - self.settings.request_max_age - self.settings.clock_skew))
+        elif kind == "want":
+            root, key_id = arg
+            if self._ring.get(root, key_id) is not None:
+                self._notify()
+                return
+            want = self._wants.setdefault(root, _Want(retry=self.settings.request_retry))
+            now = time.monotonic()
+            if key_id not in want.key_ids:
+                want.key_ids.add(key_id)
+                want.next_request = min(want.next_request, now) if want.next_request else now
+            want.last_wanted = now
+
+    def _follow_management_topics(self) -> None:
+        for topic in (self.settings.chains_topic, self.settings.allowlist_topic, self.settings.denylist_topic):
+            self._follow(topic, "beginning")
+        self._ready.set()
+
+    def _partitions(self, topic: str) -> list[Any]:
+        from kafka import TopicPartition
+
+        partitions = self._kc.partitions_for_topic(topic)
+        if not partitions:
+            try:
+                self._kp.partitions_for(topic)  # a producer's metadata request creates the topic
+            except Exception as exc:  # kafka-python raises its own errors (timeouts, auth)
+                if self._limiter.allow(("create", topic)):
+                    log.warning("cannot create or find topic %s: %s", topic, exc)
+                return []
+            partitions = self._kc.partitions_for_topic(topic)
+        return [TopicPartition(topic, p) for p in sorted(partitions or ())]
+
+    def _follow(self, topic: str, start: Any) -> bool:
+        """Assign every partition of ``topic`` and pin the read position before returning."""
+        if topic in self._following:
+            return True
+        tps = self._partitions(topic)
+        if not tps:
+            self._unresolved[topic] = start
+            return False
+        self._assigned.update(tps)
+        self._kc.assign(sorted(self._assigned, key=lambda tp: (tp.topic, tp.partition)))
+        if start == "beginning":
+            offsets = self._kc.beginning_offsets(tps)
+        else:
+            offsets = self._kc.end_offsets(tps)
+            if isinstance(start, tuple):
+                found = self._kc.offsets_for_times({tp: int(start[1] * 1000) for tp in tps})
+                offsets = {tp: (found[tp].offset if found.get(tp) is not None else offsets[tp]) for tp in tps}
+        for tp in tps:
+            self._kc.seek(tp, offsets[tp])
+        self._following[topic] = start if isinstance(start, str) else "time"
+        self._unresolved.pop(topic, None)
+        log.debug("following %s from %s", topic, start if isinstance(start, str) else "recent requests")
+        return True
+
+    def _send_due_requests(self) -> None:
+        now = time.monotonic()
+        for root, want in list(self._wants.items()):
+            want.key_ids = {k for k in want.key_ids if self._ring.get(root, k) is None}
+            if not want.key_ids or now - want.last_wanted > _WANT_TTL:
+                del self._wants[root]
+                continue
+            if now >= want.next_request:
+                if self._request(root, want.key_ids):
+                    want.next_request = now + want.retry
+                    want.retry = min(want.retry * 2, _MAX_RETRY)
+                else:
+                    want.next_request = now + _MAX_RETRY
+
+    def _request(self, root: str, key_ids: set[bytes]) -> bool:
+        found = self._chain_for(Usage.CONSUME, root)
+        direct = found is not None
+        if found is None:
+            found = self._chain_for(Usage.SUBSCRIBE, root)
+        if found is None:
+            # ask anyway with the chain we have: the producer is the judge, and its refusal is logged there
+            if self._limiter.allow(("no-consume", root)):
+                log.warning("node %s has no chain allowing it to ask for keys of root %s; "
+                            "producers will refuse it", self.node_id, root)
+            with self._chains_lock:
+                fallback = next((c for c in self._chains if Usage.CONSUME in c.leaf.usages), None)
+            if fallback is None:
+                return False
+            chain = fallback
+            direct = True
+        else:
+            chain = found[0]
+        if not self._follow(root + self.settings.keys_suffix, "end"):
+            return False  # cannot pin where answers will appear yet: try again later
+        kems = [KemPrivateKey(kem) for kem in self._kems]
+        request = kx.make_request(self._identity, chain, root, sorted(key_ids), kems)
+        self._pending[request.request_id] = _Pending(root, frozenset(key_ids), {k.kem: k for k in kems},
+                                                     time.monotonic())
+        while len(self._pending) > _MAX_PENDING:
+            self._pending.popitem(last=False)
+        topic = root + (self.settings.reqs_suffix if direct else self.settings.subs_suffix)
+        self._kp.send(topic, value=request.raw)
+        log.debug("asked for %d key(s) of root %s on %s", len(key_ids), root, topic)
+        return True
+
+    def _dispatch(self, topic: str, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            if topic in (self.settings.allowlist_topic, self.settings.denylist_topic):
+                self._on_trust_update(topic, value)
+            elif topic == self.settings.chains_topic:
+                self._on_chain(value)
+            elif topic.endswith(self.settings.reqs_suffix):
+                self._on_request(topic, value)
+            elif topic.endswith(self.settings.keys_suffix):
+                self._on_answer(topic, value)
+        except KafkaRatchetError as exc:
+            if self._limiter.allow(("bad-input", topic, type(exc).__name__)):
+                log.info("ignored a message on %s: %s", topic, exc)
+
+    def _on_request(self, topic: str, value: bytes) -> None:
+        message = kx.parse(value)
+        if isinstance(message, kx.KeyAnswer):
+            raise FormatError("an answer on a request topic")
+        root = message.root
+        if topic != root + self.settings.reqs_suffix or root not in self._produce_roots:
+            return
+        if message.request_id in self._seen:
+            return  # answered (or judged) already: duplicates and replays get nothing
+        inner = message.inner if isinstance(message, kx.ForwardedRequest) else message
+        keys = self._ring.own(root, inner.key_ids)
+        if not keys:
+            return  # someone else's keys
+        self._remember(message.request_id)
+        try:
+            requester = kx.verify_request(message, self._trust, max_age=self.settings.request_max_age)
+        except KafkaRatchetError as exc:
+            who = fingerprint(inner.signer)
+            if self._limiter.allow(("refused", who, root)):
+                log.warning("refused key request from %s for root %s: %s", who, root, exc)
+            return
+        mine = self._chain_for(Usage.PRODUCE, root)
+        if mine is None:
+            if self._limiter.allow(("no-produce", root)):
+                log.warning("cannot answer key request for root %s: no chain with produce usage", root)
+            return
+        wrapped = [kx.WrappedKey(k.key_id, k.key, int(k.created)) for k in keys]
+        answer = kx.make_answer(self._identity, mine[0], message, wrapped)
+        self._kp.send(root + self.settings.keys_suffix, value=answer.raw)
+        log.debug("answered %s with %d key(s) for root %s", fingerprint(requester.subject), len(keys), root)
+
+    def _remember(self, request_id: bytes) -> None:
+        self._seen[request_id] = time.monotonic()
+        while len(self._seen) > _MAX_SEEN_REQUESTS:
+            self._seen.popitem(last=False)
+
+    def _on_answer(self, topic: str, value: bytes) -> None:
+        message = kx.parse(value)
+        if not isinstance(message, kx.KeyAnswer):
+            raise FormatError("a request on a key topic")
+        pending = self._pending.get(message.request_id)
+        if pending is None or message.root != pending.root or topic != pending.root + self.settings.keys_suffix:
+            return  # not an answer to a request of ours that is still open
+        if message.requester != self._identity.public_key:
+            raise FormatError("answer names another requester")
+        kx.verify_answer(message, self._trust)
+        installed = 0
+        for wrapped in kx.open_answer(message, pending.kems):
+            if wrapped.key_id in pending.key_ids and self._ring.add_received(pending.root, wrapped.key_id,
+                                                                             wrapped.key):
+                installed += 1
+        missing = {k for k in pending.key_ids if self._ring.get(pending.root, k) is None}
+        if not missing:
+            del self._pending[message.request_id]
+        if installed:
+            log.debug("installed %d key(s) for root %s from %s", installed, pending.root,
+                      fingerprint(message.signer))
+            self._notify()
+
+    def _notify(self) -> None:
+        with self._key_arrived:
+            self._key_arrived.notify_all()
+
+    def _on_trust_update(self, topic: str, value: bytes) -> None:
+        update = TrustUpdate.decode(value)
+        expected = "allow" if topic == self.settings.allowlist_topic else "deny"
+        if update.kind != expected:
+            raise FormatError(f"a {update.kind!r} entry on the {topic} topic")
+        if not self._trust.apply(update):
+            return
+        subject = fingerprint(update.entry.subject)
+        if update.kind == "deny":
+            self.store.store_value(update.entry.subject.hex(), update.entry.subject, "denylist")
+            log.warning("key %s is denylisted: stepping the ratchet so it cannot read new records", subject)
+            if self._produce_roots:
+                self.ratchet()
+        else:
+            self.store.store_value(update.entry.subject.hex(), update.entry.encode(), "allowlist")
+            log.info("key %s added to the allowlist", subject)
+
+    def _on_chain(self, value: bytes) -> None:
+        chain = Chain.decode(value)
+        if chain.subject != self._identity.public_key:
+            return
+        checked = self._trust.validate(chain)
+        with self._chains_lock:
+            current = [c for c in self._chains if c.leaf.usages == chain.leaf.usages
+                       and c.leaf.topics == chain.leaf.topics]
+            if any(not _outlives(checked.expiry, _expiry_of(c)) for c in current):
+                return
+            self._chains = [c for c in self._chains if c not in current] + [chain]
+            chains = list(self._chains)
+        self.store.replace_section("chains", {f"chain{i}": c.encode() for i, c in enumerate(chains)})
+        log.info("adopted a renewed chain (expiry %d)", checked.expiry)
+
+    def _maintain(self) -> None:
+        now = time.monotonic()
+        if now - self._last_maintenance < 1.0:
+            return
+        self._last_maintenance = now
+        for topic, start in list(self._unresolved.items()):
+            self._follow(topic, start)
+        if not self._ready.is_set() and not self._unresolved:
+            self._ready.set()
+        cutoff = now - _WANT_TTL
+        for request_id, pending in list(self._pending.items()):
+            if pending.sent < cutoff:
+                del self._pending[request_id]
+        if self._produce_roots:
+            if time.time() - self._ratchet.epoch_started >= self.settings.ratchet_interval:
+                log.info("ratchet interval reached: stepping")
+                self.ratchet()
+        with self._ratchet_lock:
+            current = [k.key_id for k in self._seal_keys.values()]
+            self._ring.expire(self.settings.key_max_age, keep=current)
+
+
+def _expiry_of(chain: Chain) -> int:
+    expiries = [c.expiry for c in chain.certificates if c.expiry]
+    return min(expiries) if expiries else 0
+
+
+def _outlives(a: int, b: int) -> bool:
+    """Does expiry ``a`` come later than ``b`` (0 meaning never)?"""
+    if a == 0:
+        return b != 0
+    return b != 0 and a > b

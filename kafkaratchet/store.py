@@ -1,0 +1,219 @@
+"""KafkaCryptoStore: a node's configuration file, kafkacrypto-compatible.
+
+The ``.config`` file (ConfigParser) holds only public material and settings.
+Its sections:
+
+- ``DEFAULT``: ``node_id``;
+- ``kafka``, ``kafka-producer``, ``kafka-consumer``, ``kafka-crypto``,
+  ``kafka-crypto-producer``, ``kafka-crypto-consumer``: kafka-python settings,
+  merged by :meth:`KafkaCryptoStore.get_kafka_config`;
+- ``crypto``: kafkaratchet settings, and the paths of the two secret files
+  (``cryptokey`` and ``ratchet``, default ``<node_id>.crypto`` and
+  ``<node_id>.seed`` beside the config);
+- ``chains``, ``allowlist``, ``denylist``: base64 certificates, chains and keys.
+
+Values are written as text and read back typed (int, float, bool, else str).
+One store may be shared by several ``KafkaCrypto`` objects on several threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import configparser
+import io
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .secretfile import write_atomic
+
+__all__ = ["KafkaCryptoStore", "parse_value"]
+
+log = logging.getLogger(__name__)
+
+_CONFIG_MODE = 0o644
+
+
+def parse_value(text: str) -> Any:
+    """kafkacrypto-style typed value: int, float, True/False/None, else the string."""
+    lowered = text.strip().lower()
+    if lowered in {"true", "yes", "on"}:
+        return True
+    if lowered in {"false", "no", "off"}:
+        return False
+    if lowered in {"none", "null"}:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)
+
+
+class KafkaCryptoStore:
+    """The node's ``.config`` file; thread-safe, persisted atomically on every change."""
+
+    def __init__(self, file: str | os.PathLike[str], nodeID: str | None = None) -> None:  # noqa: N803
+        self.path = Path(file)
+        self._lock = threading.RLock()
+        self._config = configparser.ConfigParser(interpolation=None, default_section="DEFAULT")
+        self._config.optionxform = str  # type: ignore[assignment,method-assign]  # keep case
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"config file {self.path} does not exist (provision the node first)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {self.path}: {exc}") from None
+        try:
+            self._config.read_string(text, source=str(self.path))
+        except configparser.Error as exc:
+            raise ConfigError(f"config file {self.path} is not valid: {exc.message}") from None
+        node_id = nodeID or self._config.defaults().get("node_id")
+        if not node_id:
+            raise ConfigError(f"config file {self.path} has no node_id in its DEFAULT section")
+        if nodeID and self._config.defaults().get("node_id") not in (None, nodeID):
+            raise ConfigError(f"config file {self.path} is for node "
+                              f"{self._config.defaults()['node_id']!r}, not {nodeID!r}")
+        self.node_id: str = node_id
+        self._closed = False
+
+    # -- creation ---------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, file: str | os.PathLike[str], node_id: str,
+               sections: Mapping[str, Mapping[str, Any]] | None = None, *, overwrite: bool = False
+               ) -> KafkaCryptoStore:
+        """Write a new config file (atomically) and open it."""
+        path = Path(file)
+        if path.exists() and not overwrite:
+            raise ConfigError(f"config file {path} already exists")
+        config = configparser.ConfigParser(interpolation=None)
+        config.optionxform = str  # type: ignore[assignment,method-assign]
+        config["DEFAULT"] = {"node_id": node_id}
+        for name, values in (sections or {}).items():
+            config[name] = {key: _format_value(value) for key, value in values.items() if value is not None}
+        buffer = io.StringIO()
+        config.write(buffer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, buffer.getvalue().encode("utf-8"), mode=_CONFIG_MODE)
+        return cls(path)
+
+    # -- paths --------------------------------------------------------------------------------------
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def secret_path(self, option: str, suffix: str) -> Path:
+        """Where a secret file lives: the ``crypto`` option if set (relative to the config), else
+        ``<node_id><suffix>`` beside the config."""
+        configured = self.load_value(option, "crypto")
+        name = str(configured) if configured else f"{self.node_id}{suffix}"
+        path = Path(name)
+        return path if path.is_absolute() else self.directory / path
+
+    # -- kafkacrypto API ----------------------------------------------------------------------------
+    def get_kafka_config(self, use: str, extra: str | None = None) -> dict[str, Any]:
+        """kafka-python keyword arguments for ``use`` ("producer" or "consumer"), merging ``kafka``,
+        ``kafka-<use>``, ``kafka-<extra>`` and ``kafka-<extra>-<use>`` in that order."""
+        if use not in {"producer", "consumer"}:
+            raise ConfigError(f"use must be 'producer' or 'consumer', not {use!r}")
+        names = ["kafka", f"kafka-{use}"]
+        if extra:
+            names += [f"kafka-{extra}", f"kafka-{extra}-{use}"]
+        merged: dict[str, Any] = {}
+        with self._lock:
+            for name in names:
+                if self._config.has_section(name):
+                    merged.update({k: parse_value(v) for k, v in self._config.items(name)
+                                   if k not in self._config.defaults()})
+        if use == "consumer":
+            if extra == "crypto":
+                # the key-exchange consumer uses assign(): no group, nothing to commit
+                merged.setdefault("enable_auto_commit", False)
+            else:
+                merged.setdefault("group_id", self.node_id)
+        return merged
+
+    def load_section(self, section: str, defaults: bool = False) -> dict[str, Any]:
+        with self._lock:
+            if not self._config.has_section(section):
+                return dict(self._config.defaults()) if defaults else {}
+            items = self._config.items(section)
+            own = {k: parse_value(v) for k, v in items if defaults or k not in self._config.defaults()}
+        return own
+
+    def load_value(self, name: str, section: str | None = None, default: Any = None) -> Any:
+        with self._lock:
+            if section is None or section == "DEFAULT":
+                value = self._config.defaults().get(name)
+            elif self._config.has_option(section, name):
+                value = self._config.get(section, name)
+            else:
+                value = None
+        return default if value is None else parse_value(value)
+
+    def load_bytes(self, name: str, section: str) -> bytes | None:
+        raw = self.load_value(name, section)
+        if raw is None:
+            return None
+        try:
+            return base64.b64decode(str(raw), validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"{self.path}: [{section}] {name} is not valid base64") from None
+
+    def store_value(self, name: str, value: Any, section: str | None = None) -> None:
+        """Set (or, with ``None``, remove) a value and persist the file atomically."""
+        self.store_values({name: value}, section)
+
+    def store_values(self, values: Mapping[str, Any], section: str | None = None) -> None:
+        with self._lock:
+            if self._closed:
+                raise ConfigError("store is closed")
+            target = section or "DEFAULT"
+            if target != "DEFAULT" and not self._config.has_section(target):
+                self._config.add_section(target)
+            for name, value in values.items():
+                if value is None:
+                    self._config.remove_option(target, name)
+                else:
+                    self._config.set(target, name, _format_value(value))
+            self._persist()
+
+    def replace_section(self, section: str, values: Mapping[str, Any]) -> None:
+        """Replace a whole section (e.g. ``chains``) in one atomic write."""
+        with self._lock:
+            if self._closed:
+                raise ConfigError("store is closed")
+            if self._config.has_section(section):
+                self._config.remove_section(section)
+            self._config.add_section(section)
+            for name, value in values.items():
+                self._config.set(section, name, _format_value(value))
+            self._persist()
+
+    def _persist(self) -> None:
+        buffer = io.StringIO()
+        self._config.write(buffer)
+        try:
+            mode = self.path.stat().st_mode & 0o777
+        except OSError:
+            mode = _CONFIG_MODE
+        write_atomic(self.path, buffer.getvalue().encode("utf-8"), mode=mode)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def __repr__(self) -> str:
+        return f"KafkaCryptoStore({str(self.path)!r}, node_id={self.node_id!r})"

@@ -1,0 +1,366 @@
+"""Regenerate certificates.json, chains.json and trust_updates.json: python tests/vectors/generate_certs.py.
+
+Identities come from fixed seeds (bytes([n]) * 32), every time is relative to
+the fixed NOW, and Ed25519 signatures are deterministic, so the files are
+byte-for-byte stable. ``--check`` compares instead of writing (exit 1 on a
+difference). Layout: docs/protocol/certificates.md, section "Test vectors".
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kafkaratchet import wire
+from kafkaratchet.certs import (
+    CERT_CONTEXT,
+    DEFAULT_SKEW,
+    Certificate,
+    Chain,
+    Usage,
+    issue_certificate,
+    make_trust_update,
+    self_signed_root,
+)
+from kafkaratchet.identity import SigningIdentity
+
+HERE = Path(__file__).resolve().parent
+NOW = 1_700_000_000
+DAY = 86_400
+#: not_before of every certificate unless a case is about not_before.
+NB = NOW - DAY
+
+
+def ident(n: int) -> SigningIdentity:
+    return SigningIdentity(bytes([n]) * 32)
+
+
+ROOT = ident(1)  # all topics, all usages, unlimited path length, never expires
+ROOT_B = ident(2)  # narrow root: two topics, four usages, pathlen 1, expires in a year
+ROOT_OLD = ident(3)  # an expired root
+ROOT_DENIED = ident(4)  # on the allowlist and on the denylist
+INTER = ident(10)
+INTER2 = ident(11)
+LEAF = ident(20)
+OTHER = ident(21)
+DENIED = ident(30)  # on the denylist
+STRANGER = ident(40)  # on no list
+ADMIN = ident(50)
+ADMIN2 = ident(51)
+NEWROOT = ident(60)
+
+
+def issue(issuer: SigningIdentity, subject: SigningIdentity, **kw: Any) -> Certificate:
+    kw.setdefault("not_before", NB)
+    kw.setdefault("usages", [Usage.PRODUCE, Usage.CONSUME])
+    return issue_certificate(issuer, subject.public_key, **kw)
+
+
+def raw_cert(signer: SigningIdentity, body: list[Any], *, version: int = 1) -> bytes:
+    """A certificate with any body at all, validly signed, to exercise the decoder."""
+    data = wire.pack(body)
+    return wire.pack([version, data, signer.sign(CERT_CONTEXT, data)])
+
+
+def good_body(**changes: Any) -> list[Any]:
+    fields = {"subject": LEAF.public_key, "issuer": ROOT.public_key, "not_before": NB, "expiry": 0,
+              "topics": ["orders"], "usages": ["consume"], "pathlen": 0, "extra": {}}
+    fields.update(changes)
+    return list(fields.values())
+
+
+def flip(data: bytes, index: int) -> bytes:
+    out = bytearray(data)
+    out[index] ^= 0x01
+    return bytes(out)
+
+
+def hexkeys(*ids: SigningIdentity) -> list[str]:
+    return [i.public_key.hex() for i in ids]
+
+
+def cert_expect(cert: Certificate, allows: dict[str, bool]) -> dict[str, Any]:
+    return {
+        "subject": cert.subject.hex(),
+        "issuer": cert.issuer.hex(),
+        "not_before": cert.not_before,
+        "expiry": cert.expiry,
+        "topics": None if cert.topics is None else list(cert.topics),
+        "usages": sorted(cert.usages),
+        "pathlen": cert.pathlen,
+        "extra": dict(cert.extra),
+        "self_signed": cert.self_signed,
+        "body": cert.body.hex(),
+        "allows_topic": allows,
+    }
+
+
+def certificate_vectors() -> dict[str, Any]:
+    cases: list[dict[str, Any]] = []
+
+    def good(name: str, cert: Certificate, allows: dict[str, bool]) -> None:
+        cases.append({"name": name, "certificate": cert.encode().hex(), "expect": cert_expect(cert, allows)})
+
+    def bad(name: str, data: bytes, error: str) -> None:
+        cases.append({"name": name, "certificate": data.hex(), "error": error})
+
+    good("good_literal_topics", issue(ROOT, LEAF, topics=["orders", "payments"], expiry=NOW + 30 * DAY),
+         {"orders": True, "payments": True, "orders2": False, "Orders": False})
+    good("good_regex_topic", issue(ROOT, LEAF, topics=["^sensor-[0-9]+"], usages=[Usage.PRODUCE]),
+         {"sensor-12": True, "sensor-": False, "xsensor-1": False, "sensor-1x": False})
+    good("good_self_signed_root", self_signed_root(ROOT, not_before=NB), {"anything": True})
+    good("good_extra_preserved", issue(ROOT, LEAF, extra={"note": "kept", "n": 7}, pathlen=None),
+         {"orders": True})
+    good("good_unknown_usage", issue(ROOT, LEAF, usages=[Usage.PRODUCE, "future-usage"], topics=[]),
+         {"orders": False})
+    good("good_max_pathlen_and_usage_lengths",
+         issue(ROOT, LEAF, usages=["u" * 64], topics=["t" * 249, "^" + "x" * 255], pathlen=255),
+         {"t" * 249: True, "x" * 255: True})
+
+    valid = issue(ROOT, LEAF).encode()
+    bad("bad_unsupported_version", raw_cert(ROOT, good_body(), version=2), "UnsupportedVersionError")
+    bad("bad_truncated", valid[: len(valid) // 2], "FormatError")
+    bad("bad_trailing_byte", valid + b"\x00", "FormatError")
+    bad("bad_not_msgpack", b"\xc1", "FormatError")
+    bad("bad_outer_four_items", wire.pack([1, wire.pack(good_body()), b"\x00" * 64, 0]), "FormatError")
+    bad("bad_signature_short", wire.pack([1, wire.pack(good_body()), b"\x00" * 63]), "FormatError")
+    bad("bad_body_nine_fields", raw_cert(ROOT, good_body() + [None]), "FormatError")
+    bad("bad_subject_31_bytes", raw_cert(ROOT, good_body(subject=b"\x01" * 31)), "FormatError")
+    bad("bad_issuer_is_str", raw_cert(ROOT, good_body(issuer="root")), "FormatError")
+    bad("bad_negative_expiry", raw_cert(ROOT, good_body(expiry=-1)), "FormatError")
+    bad("bad_not_before_bool", raw_cert(ROOT, good_body(not_before=True)), "FormatError")
+    bad("bad_topic_empty", raw_cert(ROOT, good_body(topics=[""])), "FormatError")
+    bad("bad_topic_too_long", raw_cert(ROOT, good_body(topics=["t" * 250])), "FormatError")
+    bad("bad_regex_too_long", raw_cert(ROOT, good_body(topics=["^" + "x" * 256])), "FormatError")
+    bad("bad_regex_does_not_compile", raw_cert(ROOT, good_body(topics=["^(orders"])), "FormatError")
+    bad("bad_duplicate_usage", raw_cert(ROOT, good_body(usages=["consume", "consume"])), "FormatError")
+    bad("bad_33_usages", raw_cert(ROOT, good_body(usages=[f"u{i}" for i in range(33)])), "FormatError")
+    bad("bad_usage_65_chars", raw_cert(ROOT, good_body(usages=["u" * 65])), "FormatError")
+    bad("bad_pathlen_256", raw_cert(ROOT, good_body(pathlen=256)), "FormatError")
+    bad("bad_extra_bin_key", raw_cert(ROOT, good_body(extra={b"k": 1})), "FormatError")
+    bad("bad_extra_is_list", raw_cert(ROOT, good_body(extra=[])), "FormatError")
+    bad("bad_signature_flipped", flip(valid, len(valid) - 5), "SignatureError")
+    bad("bad_signed_by_other_key", raw_cert(OTHER, good_body()), "SignatureError")
+    return {
+        "description": "certificate decoding, fields, topic matching and signature "
+                       "(docs/protocol/certificates.md)",
+        "now": NOW,
+        "cases": cases,
+    }
+
+
+def chain_vectors() -> dict[str, Any]:
+    root = self_signed_root(ROOT, not_before=NB)
+    root_b = self_signed_root(ROOT_B, not_before=NB, expiry=NOW + 365 * DAY, pathlen=1,
+                              topics=["orders", "^metrics-.*"],
+                              usages=[Usage.PRODUCE, Usage.CONSUME, Usage.SUBSCRIBE, Usage.CHAIN_ISSUE, "future-usage"])
+    root_old = self_signed_root(ROOT_OLD, not_before=NB - 400 * DAY, expiry=NOW - DAY)
+    root_denied = self_signed_root(ROOT_DENIED, not_before=NB)
+    cases: list[dict[str, Any]] = []
+
+    def good(name: str, chain: Chain, root_key: SigningIdentity, allows: list[list[Any]]) -> None:
+        leaf = chain.leaf
+        expiries = [c.expiry for c in chain.certificates if c.expiry]
+        expiries += [r.expiry for r in (root, root_b) if r.subject == root_key.public_key and r.expiry]
+        cases.append({"name": name, "chain": chain.encode().hex(), "expect": {
+            "subject": leaf.subject.hex(),
+            "root": root_key.public_key.hex(),
+            "topics": None if leaf.topics is None else list(leaf.topics),
+            "usages": sorted(leaf.usages),
+            "expiry": min(expiries) if expiries else 0,
+            "allows": allows,
+        }})
+
+    def bad(name: str, data: bytes, error: str) -> None:
+        cases.append({"name": name, "chain": data.hex(), "error": error})
+
+    def raw_chain(*certs: Certificate | bytes, version: int = 1) -> bytes:
+        return wire.pack([version, [c if isinstance(c, bytes) else c.encode() for c in certs]])
+
+    ca = issue(ROOT, INTER, usages=[Usage.PRODUCE, Usage.CONSUME, Usage.CHAIN_ISSUE],
+               topics=["^orders.*", "metrics-cpu"], pathlen=1, expiry=NOW + 1000)
+    leaf_ca = issue(INTER, LEAF, usages=[Usage.CONSUME], topics=["orders-eu", "metrics-cpu"],
+                    expiry=NOW + 5000)
+    direct = issue(ROOT, LEAF, topics=["orders"])
+
+    good("good_direct_leaf", Chain.of(direct), ROOT,
+         [["produce", "orders", True], ["consume", "orders", True], ["produce", "payments", False],
+          ["allowlist", "orders", False]])
+    good("good_intermediate_expiry_clamped", Chain.of(ca, leaf_ca), ROOT,
+         [["consume", "orders-eu", True], ["consume", "metrics-cpu", True], ["produce", "orders-eu", False],
+          ["consume", "orders-us", False]])
+    good("good_child_regex_equal_to_parent",
+         Chain.of(issue(ROOT_B, LEAF, topics=["^metrics-.*"], usages=[Usage.SUBSCRIBE])), ROOT_B,
+         [["subscribe", "metrics-mem", True], ["subscribe", "orders", False], ["subscribe", "metrics", False]])
+    good("good_literal_under_parent_regex",
+         Chain.of(issue(ROOT_B, LEAF, topics=["metrics-cpu", "orders"])), ROOT_B,
+         [["produce", "metrics-cpu", True], ["produce", "orders", True], ["produce", "metrics-mem", False]])
+    good("good_pathlen_exactly_at_limit",
+         Chain.of(issue(ROOT, INTER, pathlen=1), issue(INTER, INTER2, pathlen=None)), ROOT,
+         [["produce", "anything", True]])
+    good("good_expired_within_skew",
+         Chain.of(issue(ROOT, LEAF, expiry=NOW - DEFAULT_SKEW + 10)), ROOT, [["produce", "x", True]])
+    good("good_not_yet_valid_within_skew",
+         Chain.of(issue(ROOT, LEAF, not_before=NOW + DEFAULT_SKEW - 10)), ROOT, [["produce", "x", True]])
+    good("good_unknown_usage_passes_through",
+         Chain.of(issue(ROOT_B, LEAF, usages=["future-usage"], topics=["orders"])), ROOT_B,
+         [["future-usage", "orders", True], ["produce", "orders", False]])
+    eight = [issue(ROOT, ident(100), pathlen=None, usages=Usage.ALL)]
+    for n in range(101, 107):
+        eight.append(issue(ident(n - 1), ident(n), pathlen=None, usages=Usage.ALL))
+    eight.append(issue(ident(106), LEAF))
+    good("good_eight_certificates", Chain.of(*eight), ROOT, [["consume", "x", True]])
+    good("good_root_expiry_clamps",
+         Chain.of(issue(ROOT_B, LEAF, topics=["orders"], expiry=NOW + 400 * DAY)), ROOT_B,
+         [["produce", "orders", True]])
+
+    bad("bad_unknown_root", raw_chain(issue(STRANGER, LEAF)), "unknown-root")
+    bad("bad_broken_link", raw_chain(issue(ROOT, INTER, pathlen=None), issue(OTHER, LEAF)), "broken-link")
+    bad("bad_signature", raw_chain(flip(direct.encode(), len(direct.encode()) - 1)), "bad-signature")
+    bad("bad_signed_by_wrong_key", raw_chain(raw_cert(OTHER, good_body())), "bad-signature")
+    bad("bad_expired_leaf", raw_chain(issue(ROOT, LEAF, expiry=NOW - DEFAULT_SKEW - 10)), "expired")
+    bad("bad_expired_intermediate", raw_chain(issue(ROOT, INTER, pathlen=None, expiry=NOW - DAY),
+                                              issue(INTER, LEAF)), "expired")
+    bad("bad_expired_root", raw_chain(issue(ROOT_OLD, LEAF, not_before=NB - 400 * DAY)), "expired")
+    bad("bad_not_yet_valid", raw_chain(issue(ROOT, LEAF, not_before=NOW + DEFAULT_SKEW + 10)), "not-yet-valid")
+    bad("bad_widened_topics_literal", raw_chain(issue(ROOT_B, LEAF, topics=["payments"])), "widened-topics")
+    bad("bad_widened_topics_all", raw_chain(issue(ROOT_B, LEAF, topics=None)), "widened-topics")
+    bad("bad_widened_topics_narrower_regex", raw_chain(issue(ROOT_B, LEAF, topics=["^metrics-cpu.*"])),
+        "widened-topics")
+    bad("bad_widened_topics_literal_not_fullmatch", raw_chain(issue(ROOT_B, LEAF, topics=["xmetrics-a"])),
+        "widened-topics")
+    bad("bad_widened_topics_below_intermediate", raw_chain(ca, issue(INTER, LEAF, topics=["payments"])),
+        "widened-topics")
+    bad("bad_widened_usages", raw_chain(issue(ROOT_B, LEAF, topics=["orders"], usages=[Usage.ALLOWLIST])),
+        "widened-usages")
+    bad("bad_unknown_usage_not_in_parent", raw_chain(issue(ROOT, LEAF, usages=["future-usage"])),
+        "widened-usages")
+    bad("bad_widened_usages_below_intermediate",
+        raw_chain(ca, issue(INTER, LEAF, topics=["orders"], usages=[Usage.SUBSCRIBE])), "widened-usages")
+    bad("bad_pathlen_exceeded_by_root",
+        raw_chain(issue(ROOT_B, INTER, topics=["orders"], pathlen=None), issue(INTER, LEAF, topics=["orders"])),
+        "pathlen-exceeded")
+    bad("bad_pathlen_exceeded_by_intermediate",
+        raw_chain(issue(ROOT, INTER, pathlen=1), issue(INTER, INTER2, pathlen=None), issue(INTER2, LEAF)),
+        "pathlen-exceeded")
+    bad("bad_pathlen_zero_intermediate", raw_chain(issue(ROOT, INTER, pathlen=0), issue(INTER, LEAF)),
+        "pathlen-exceeded")
+    bad("bad_pathlen_exceeded_below_intermediate",
+        raw_chain(ca, issue(INTER, INTER2, topics=["orders"], pathlen=None), issue(INTER2, LEAF, topics=["orders"])),
+        "pathlen-exceeded")
+    bad("bad_denylisted_intermediate", raw_chain(issue(ROOT, DENIED, pathlen=None), issue(DENIED, LEAF)),
+        "denylisted")
+    bad("bad_denylisted_leaf", raw_chain(issue(ROOT, DENIED)), "denylisted")
+    bad("bad_denylisted_root", raw_chain(issue(ROOT_DENIED, LEAF)), "denylisted")
+    nine = [c.encode() for c in eight[:-1]]
+    nine += [issue(ident(106), ident(107), pathlen=None).encode(), issue(ident(107), LEAF).encode()]
+    bad("bad_nine_certificates", raw_chain(*nine), "FormatError")
+    bad("bad_empty_chain", raw_chain(), "FormatError")
+    bad("bad_chain_version", raw_chain(direct, version=2), "UnsupportedVersionError")
+    good_bytes = Chain.of(direct).encode()
+    bad("bad_chain_truncated", good_bytes[:-1], "FormatError")
+    bad("bad_chain_item_not_bin", wire.pack([1, ["not a certificate"]]), "FormatError")
+    bad("bad_chain_certificate_malformed", raw_chain(raw_cert(ROOT, good_body(pathlen=-1))), "FormatError")
+    return {
+        "description": "chain validation against an allowlist and a denylist (docs/protocol/certificates.md)",
+        "now": NOW,
+        "skew": DEFAULT_SKEW,
+        "roots": [c.encode().hex() for c in (root, root_b, root_old, root_denied)],
+        "denied": hexkeys(DENIED, ROOT_DENIED),
+        "cases": cases,
+    }
+
+
+def trust_update_vectors() -> dict[str, Any]:
+    root = self_signed_root(ROOT, not_before=NB)
+    admin_chain = Chain.of(issue(ROOT, ADMIN, usages=[Usage.ALLOWLIST, Usage.DENYLIST]))
+    admin2_chain = Chain.of(issue(ROOT, ADMIN2, usages=[Usage.ALLOWLIST, Usage.DENYLIST]))
+    node_chain = Chain.of(issue(ROOT, LEAF, usages=[Usage.PRODUCE, Usage.CONSUME]))
+    stranger_chain = Chain.of(issue(STRANGER, ADMIN, usages=[Usage.ALLOWLIST, Usage.DENYLIST]))
+    cases: list[dict[str, Any]] = []
+
+    def good(name: str, data: bytes, changed: bool, *, denied: Sequence[str] = (),
+             roots: Sequence[str] = ()) -> None:
+        cases.append({"name": name, "update": data.hex(),
+                      "expect": {"changed": changed, "denied_added": list(denied), "roots_added": list(roots)}})
+
+    def bad(name: str, data: bytes, error: str) -> None:
+        cases.append({"name": name, "update": data.hex(), "error": error})
+
+    def update(kind: str, signer: SigningIdentity, chain: Chain | None, subject: SigningIdentity,
+               **kw: Any) -> Any:
+        kw.setdefault("not_before", NB)
+        return make_trust_update(kind, signer, chain, subject.public_key, **kw)
+
+    good("good_self_denylist", update("deny", LEAF, None, LEAF).encode(), True, denied=hexkeys(LEAF))
+    good("good_self_denylist_with_chain", update("deny", LEAF, node_chain, LEAF).encode(), True,
+         denied=hexkeys(LEAF))
+    good("good_admin_denylist", update("deny", ADMIN, admin_chain, STRANGER).encode(), True,
+         denied=hexkeys(STRANGER))
+    good("good_deny_already_denied", update("deny", ADMIN, admin_chain, DENIED).encode(), False)
+    allow = update("allow", ADMIN, admin_chain, NEWROOT, topics=["orders"],
+                   cert_usages=[Usage.PRODUCE, Usage.CONSUME], pathlen=1, expiry=NOW + 30 * DAY)
+    good("good_admin_allowlist", allow.encode(), True, roots=hexkeys(NEWROOT))
+    good("good_allow_replay_of_current_root", update("allow", ROOT, Chain.of(root), ROOT).encode(), False)
+
+    bad("bad_deny_without_denylist_usage", update("deny", LEAF, node_chain, STRANGER).encode(),
+        "usage-not-allowed")
+    bad("bad_allow_without_allowlist_usage", update("allow", LEAF, node_chain, NEWROOT).encode(),
+        "usage-not-allowed")
+    bad("bad_deny_without_chain", update("deny", ADMIN, None, STRANGER).encode(), "missing-chain")
+    bad("bad_allow_without_chain", update("allow", ADMIN, None, NEWROOT).encode(), "missing-chain")
+    entry = allow.entry.encode()
+    bad("bad_allow_signature", wire.pack([1, "allow", flip(entry, len(entry) - 3), admin_chain.encode()]),
+        "SignatureError")
+    bad("bad_allow_signer_mismatch", wire.pack([1, "allow", entry, admin2_chain.encode()]), "signer-mismatch")
+    bad("bad_allow_denylisted_subject", update("allow", ADMIN, admin_chain, DENIED).encode(), "denylisted")
+    bad("bad_allow_chain_unknown_root", update("allow", ADMIN, stranger_chain, NEWROOT).encode(),
+        "unknown-root")
+    forged = raw_cert(OTHER, good_body(subject=STRANGER.public_key, issuer=STRANGER.public_key))
+    bad("bad_deny_forged_self_signed", wire.pack([1, "deny", forged, None]), "SignatureError")
+    bad("bad_kind", wire.pack([1, "grant", entry, admin_chain.encode()]), "FormatError")
+    bad("bad_update_version", wire.pack([2, "allow", entry, admin_chain.encode()]), "UnsupportedVersionError")
+    bad("bad_update_truncated", allow.encode()[:-2], "FormatError")
+    bad("bad_chain_not_bin", wire.pack([1, "allow", entry, [admin_chain.encode()]]), "FormatError")
+    return {
+        "description": "allowlist/denylist updates, each applied to a fresh store built from roots and denied "
+                       "(docs/protocol/certificates.md)",
+        "now": NOW,
+        "skew": DEFAULT_SKEW,
+        "roots": [root.encode().hex()],
+        "denied": hexkeys(DENIED),
+        "cases": cases,
+    }
+
+
+FILES = {
+    "certificates.json": certificate_vectors,
+    "chains.json": chain_vectors,
+    "trust_updates.json": trust_update_vectors,
+}
+
+
+def render(name: str) -> str:
+    return json.dumps(FILES[name](), indent=1, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    status = 0
+    for name in FILES:
+        text = render(name)
+        path = HERE / name
+        if check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                sys.stderr.write(f"{name} differs from the generator\n")
+                status = 1
+        else:
+            path.write_text(text, encoding="utf-8")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
