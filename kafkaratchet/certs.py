@@ -629,6 +629,12 @@ class TrustStore:
                 if not hmac.compare_digest(signer.subject, entry.issuer):
                     raise ChainError(REASON_SIGNER_MISMATCH, "entry not issued by the chain's key")
                 entry.verify_signature()
+                if update.kind == KIND_ALLOW:
+                    # a new root can never be wider than the key that vouches for it
+                    if not _topics_narrow(signer.topics, entry.topics):
+                        raise ChainError(REASON_WIDENED_TOPICS, "allowlisted root is wider than its signer")
+                    if not entry.usages <= signer.usages:
+                        raise ChainError(REASON_WIDENED_USAGES, "allowlisted root is wider than its signer")
             if update.kind == KIND_DENY:
                 if entry.subject in self._denied:
                     return False

@@ -355,6 +355,11 @@ class KafkaCrypto:
     # ------------------------------------------------------------------ the management thread
     def _run(self) -> None:
         self._follow_management_topics()
+        for root in sorted({key.root for key in self._ring.own_keys()}):
+            # a restarted producer answers for what it sealed before, even before it seals again
+            with self._ratchet_lock:
+                self._ring.add_own(self._ratchet.key_for(root))
+            self._handle_command("produce", root)
         while not self._stop.is_set():
             try:
                 self._drain_commands()
@@ -393,6 +398,7 @@ class KafkaCrypto:
             root = arg
             if root not in self._produce_roots:
                 self._produce_roots.add(root)
+                self._ring.persist()  # so a restart knows this root before it seals again
                 if self._chain_for(Usage.PRODUCE, root) is None and self._limiter.allow(("no-produce", root)):
                     log.warning("node %s seals records for root %s but has no chain allowing it to hand out "
                                 "their keys; consumers will not be able to open them", self.node_id, root)
@@ -411,9 +417,10 @@ class KafkaCrypto:
             want.last_wanted = now
 
     def _follow_management_topics(self) -> None:
-        for topic in (self.settings.chains_topic, self.settings.allowlist_topic, self.settings.denylist_topic):
-            self._follow(topic, "beginning")
-        self._ready.set()
+        self._follow((self.settings.chains_topic, self.settings.allowlist_topic, self.settings.denylist_topic),
+                     "beginning")
+        if not self._unresolved:
+            self._ready.set()
 
     def _partitions(self, topic: str) -> list[Any]:
         from kafka import TopicPartition
@@ -429,14 +436,24 @@ class KafkaCrypto:
             partitions = self._kc.partitions_for_topic(topic)
         return [TopicPartition(topic, p) for p in sorted(partitions or ())]
 
-    def _follow(self, topic: str, start: Any) -> bool:
-        """Assign every partition of ``topic`` and pin the read position before returning."""
-        if topic in self._following:
-            return True
-        tps = self._partitions(topic)
+    def _follow(self, topics: str | tuple[str, ...], start: Any) -> bool:
+        """Assign every partition of ``topics`` and pin the read positions before returning.
+
+        ``start`` is "beginning", "end", or ("time", seconds since the epoch). Pinning before a request
+        is sent is what guarantees its answer cannot be skipped.
+        """
+        names = (topics,) if isinstance(topics, str) else topics
+        tps: list[Any] = []
+        for topic in names:
+            if topic in self._following:
+                continue
+            found = self._partitions(topic)
+            if found:
+                tps += found
+            else:
+                self._unresolved[topic] = start
         if not tps:
-            self._unresolved[topic] = start
-            return False
+            return all(topic in self._following for topic in names)
         self._assigned.update(tps)
         self._kc.assign(sorted(self._assigned, key=lambda tp: (tp.topic, tp.partition)))
         if start == "beginning":
@@ -444,14 +461,16 @@ class KafkaCrypto:
         else:
             offsets = self._kc.end_offsets(tps)
             if isinstance(start, tuple):
-                found = self._kc.offsets_for_times({tp: int(start[1] * 1000) for tp in tps})
-                offsets = {tp: (found[tp].offset if found.get(tp) is not None else offsets[tp]) for tp in tps}
+                found_at = self._kc.offsets_for_times({tp: int(start[1] * 1000) for tp in tps})
+                offsets = {tp: (found_at[tp].offset if found_at.get(tp) is not None else offsets[tp])
+                           for tp in tps}
         for tp in tps:
             self._kc.seek(tp, offsets[tp])
-        self._following[topic] = start if isinstance(start, str) else "time"
-        self._unresolved.pop(topic, None)
-        log.debug("following %s from %s", topic, start if isinstance(start, str) else "recent requests")
-        return True
+        for topic in {tp.topic for tp in tps}:
+            self._following[topic] = start if isinstance(start, str) else "time"
+            self._unresolved.pop(topic, None)
+            log.debug("following %s from %s", topic, start if isinstance(start, str) else "recent requests")
+        return all(topic in self._following for topic in names)
 
     def _send_due_requests(self) -> None:
         now = time.monotonic()

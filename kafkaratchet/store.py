@@ -139,8 +139,10 @@ class KafkaCryptoStore:
                                    if k not in self._config.defaults()})
         if use == "consumer":
             if extra == "crypto":
-                # the key-exchange consumer uses assign(): no group, nothing to commit
+                # the key-exchange consumer uses assign(): no group, nothing to commit; and an answer
+                # must not sit in the broker for the default 500 ms fetch wait
                 merged.setdefault("enable_auto_commit", False)
+                merged.setdefault("fetch_max_wait_ms", 100)
             else:
                 merged.setdefault("group_id", self.node_id)
         return merged

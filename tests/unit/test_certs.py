@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -435,8 +436,9 @@ def test_every_reason_is_exported() -> None:
 # --------------------------------------------------------------------------- trust updates
 
 
-def admin_chain(usages: list[str]) -> Chain:
-    return Chain.of(issue(ROOT, ADMIN, usages=usages))
+def admin_chain(usages: Iterable[str], topics: list[str] | None = None) -> Chain:
+    """ADMIN's chain from ROOT. An allow update's entry must fit within ``usages`` and ``topics``."""
+    return Chain.of(issue(ROOT, ADMIN, usages=usages, topics=topics))
 
 
 def test_self_denylisting_accepted() -> None:
@@ -472,7 +474,7 @@ def test_deny_forged_self_signature_rejected() -> None:
 
 def test_allow_update_adds_a_constrained_root() -> None:
     ts = store()
-    update = make_trust_update("allow", ADMIN, admin_chain([Usage.ALLOWLIST]), ROOT2.public_key,
+    update = make_trust_update("allow", ADMIN, admin_chain([Usage.ALLOWLIST, Usage.CONSUME]), ROOT2.public_key,
                                cert_usages=[Usage.CONSUME], topics=["orders"], pathlen=1, not_before=NB)
     assert ts.apply(TrustUpdate.decode(update.encode()), now=NOW) is True
     assert ts.roots[ROOT2.public_key] == update.entry
@@ -482,10 +484,31 @@ def test_allow_update_adds_a_constrained_root() -> None:
     assert ts.apply(update, now=NOW) is False  # replay: nothing changes
 
 
+def test_allow_update_cannot_add_a_root_wider_than_its_signer() -> None:
+    ts = store()
+    before = (ts.roots, ts.denied)
+    wider_usages = make_trust_update("allow", ADMIN, admin_chain([Usage.ALLOWLIST]), ROOT2.public_key,
+                                     cert_usages=[Usage.CONSUME], topics=["orders"], not_before=NB)
+    with pytest.raises(ChainError) as caught:
+        ts.apply(wider_usages, now=NOW)
+    assert caught.value.reason == REASON_WIDENED_USAGES
+    narrow_admin = admin_chain([Usage.ALLOWLIST, Usage.CONSUME], topics=["orders"])
+    wider_topics = make_trust_update("allow", ADMIN, narrow_admin, ROOT2.public_key,
+                                     cert_usages=[Usage.CONSUME], topics=None, not_before=NB)
+    with pytest.raises(ChainError) as caught:
+        ts.apply(wider_topics, now=NOW)
+    assert caught.value.reason == REASON_WIDENED_TOPICS
+    assert (ts.roots, ts.denied) == before
+    # the same signer may add a root within its own bounds
+    within = make_trust_update("allow", ADMIN, narrow_admin, ROOT2.public_key,
+                               cert_usages=[Usage.CONSUME], topics=["orders"], not_before=NB)
+    assert ts.apply(within, now=NOW) is True and ts.roots[ROOT2.public_key] == within.entry
+
+
 def test_allow_update_with_bad_signature_rejected_and_store_unchanged() -> None:
     ts = store()
     before = (ts.roots, ts.denied)
-    update = make_trust_update("allow", ADMIN, admin_chain([Usage.ALLOWLIST]), ROOT2.public_key, not_before=NB)
+    update = make_trust_update("allow", ADMIN, admin_chain(Usage.ALL), ROOT2.public_key, not_before=NB)
     sig = bytearray(update.entry.signature)
     sig[10] ^= 0x40
     entry = Certificate.decode(wire.pack([1, update.entry.body, bytes(sig)]))
@@ -496,14 +519,14 @@ def test_allow_update_with_bad_signature_rejected_and_store_unchanged() -> None:
 
 def test_allow_update_rules() -> None:
     ts = store(denied=(OTHER.public_key,))
-    chain = admin_chain([Usage.ALLOWLIST])
+    chain = admin_chain(Usage.ALL)  # the entries below grant every usage and topic
     cases = [
         (make_trust_update("allow", ADMIN, chain, OTHER.public_key), REASON_DENYLISTED),
         (make_trust_update("allow", ADMIN, None, ROOT2.public_key), REASON_MISSING_CHAIN),
-        (make_trust_update("allow", ADMIN, admin_chain([Usage.DENYLIST]), ROOT2.public_key),
-         REASON_USAGE_NOT_ALLOWED),
+        (make_trust_update("allow", ADMIN, admin_chain(Usage.ALL - {Usage.ALLOWLIST}), ROOT2.public_key,
+                           cert_usages=Usage.ALL - {Usage.ALLOWLIST}), REASON_USAGE_NOT_ALLOWED),
         (make_trust_update("allow", LEAF, chain, ROOT2.public_key), REASON_SIGNER_MISMATCH),
-        (make_trust_update("allow", ADMIN, Chain.of(issue(ROOT2, ADMIN, usages=[Usage.ALLOWLIST])),
+        (make_trust_update("allow", ADMIN, Chain.of(issue(ROOT2, ADMIN, usages=Usage.ALL)),
                            ROOT2.public_key), REASON_UNKNOWN_ROOT),
     ]
     before = (ts.roots, ts.denied)
@@ -516,7 +539,7 @@ def test_allow_update_rules() -> None:
 
 def test_allow_update_never_rolls_a_root_back() -> None:
     ts = store()
-    chain = admin_chain([Usage.ALLOWLIST])
+    chain = admin_chain(Usage.ALL)  # wide enough for both entries: only not_before decides
     new = make_trust_update("allow", ADMIN, chain, ROOT2.public_key, topics=["a"], not_before=NB)
     old = make_trust_update("allow", ADMIN, chain, ROOT2.public_key, topics=None, not_before=NB - 10)
     assert ts.apply(new, now=NOW) and not ts.apply(old, now=NOW)

@@ -50,6 +50,7 @@ DENIED = ident(30)  # on the denylist
 STRANGER = ident(40)  # on no list
 ADMIN = ident(50)
 ADMIN2 = ident(51)
+ADMIN_NARROW = ident(52)  # may allowlist only consume-only roots for "orders"
 NEWROOT = ident(60)
 
 
@@ -276,10 +277,16 @@ def chain_vectors() -> dict[str, Any]:
 
 def trust_update_vectors() -> dict[str, Any]:
     root = self_signed_root(ROOT, not_before=NB)
-    admin_chain = Chain.of(issue(ROOT, ADMIN, usages=[Usage.ALLOWLIST, Usage.DENYLIST]))
-    admin2_chain = Chain.of(issue(ROOT, ADMIN2, usages=[Usage.ALLOWLIST, Usage.DENYLIST]))
+    # An allowlisted root can be no wider than its signer (topics and usages), so the admins
+    # carry the usages of the roots they add; allow entries below stay within their signer's
+    # bounds unless the case is about exactly that.
+    admin_usages = [Usage.ALLOWLIST, Usage.DENYLIST, Usage.PRODUCE, Usage.CONSUME]
+    admin_chain = Chain.of(issue(ROOT, ADMIN, usages=admin_usages))
+    admin2_chain = Chain.of(issue(ROOT, ADMIN2, usages=admin_usages))
+    narrow_chain = Chain.of(issue(ROOT, ADMIN_NARROW, usages=[Usage.ALLOWLIST, Usage.CONSUME], topics=["orders"]))
     node_chain = Chain.of(issue(ROOT, LEAF, usages=[Usage.PRODUCE, Usage.CONSUME]))
-    stranger_chain = Chain.of(issue(STRANGER, ADMIN, usages=[Usage.ALLOWLIST, Usage.DENYLIST]))
+    stranger_chain = Chain.of(issue(STRANGER, ADMIN, usages=admin_usages))
+    new_root = {"topics": ["orders"], "cert_usages": [Usage.PRODUCE, Usage.CONSUME]}
     cases: list[dict[str, Any]] = []
 
     def good(name: str, data: bytes, changed: bool, *, denied: Sequence[str] = (),
@@ -301,24 +308,33 @@ def trust_update_vectors() -> dict[str, Any]:
     good("good_admin_denylist", update("deny", ADMIN, admin_chain, STRANGER).encode(), True,
          denied=hexkeys(STRANGER))
     good("good_deny_already_denied", update("deny", ADMIN, admin_chain, DENIED).encode(), False)
-    allow = update("allow", ADMIN, admin_chain, NEWROOT, topics=["orders"],
-                   cert_usages=[Usage.PRODUCE, Usage.CONSUME], pathlen=1, expiry=NOW + 30 * DAY)
+    allow = update("allow", ADMIN, admin_chain, NEWROOT, **new_root, pathlen=1, expiry=NOW + 30 * DAY)
     good("good_admin_allowlist", allow.encode(), True, roots=hexkeys(NEWROOT))
+    good("good_allow_within_narrow_signer",
+         update("allow", ADMIN_NARROW, narrow_chain, NEWROOT, topics=["orders"], cert_usages=[Usage.CONSUME])
+         .encode(), True, roots=hexkeys(NEWROOT))
     good("good_allow_replay_of_current_root", update("allow", ROOT, Chain.of(root), ROOT).encode(), False)
 
     bad("bad_deny_without_denylist_usage", update("deny", LEAF, node_chain, STRANGER).encode(),
         "usage-not-allowed")
-    bad("bad_allow_without_allowlist_usage", update("allow", LEAF, node_chain, NEWROOT).encode(),
+    bad("bad_allow_without_allowlist_usage", update("allow", LEAF, node_chain, NEWROOT, **new_root).encode(),
         "usage-not-allowed")
     bad("bad_deny_without_chain", update("deny", ADMIN, None, STRANGER).encode(), "missing-chain")
-    bad("bad_allow_without_chain", update("allow", ADMIN, None, NEWROOT).encode(), "missing-chain")
+    bad("bad_allow_without_chain", update("allow", ADMIN, None, NEWROOT, **new_root).encode(), "missing-chain")
     entry = allow.entry.encode()
     bad("bad_allow_signature", wire.pack([1, "allow", flip(entry, len(entry) - 3), admin_chain.encode()]),
         "SignatureError")
     bad("bad_allow_signer_mismatch", wire.pack([1, "allow", entry, admin2_chain.encode()]), "signer-mismatch")
-    bad("bad_allow_denylisted_subject", update("allow", ADMIN, admin_chain, DENIED).encode(), "denylisted")
-    bad("bad_allow_chain_unknown_root", update("allow", ADMIN, stranger_chain, NEWROOT).encode(),
+    bad("bad_allow_denylisted_subject", update("allow", ADMIN, admin_chain, DENIED, **new_root).encode(),
+        "denylisted")
+    bad("bad_allow_chain_unknown_root", update("allow", ADMIN, stranger_chain, NEWROOT, **new_root).encode(),
         "unknown-root")
+    bad("bad_allow_wider_usages_than_signer",
+        update("allow", ADMIN_NARROW, narrow_chain, NEWROOT, topics=["orders"],
+               cert_usages=[Usage.PRODUCE, Usage.CONSUME]).encode(), "widened-usages")
+    bad("bad_allow_wider_topics_than_signer",
+        update("allow", ADMIN_NARROW, narrow_chain, NEWROOT, topics=None, cert_usages=[Usage.CONSUME]).encode(),
+        "widened-topics")
     forged = raw_cert(OTHER, good_body(subject=STRANGER.public_key, issuer=STRANGER.public_key))
     bad("bad_deny_forged_self_signed", wire.pack([1, "deny", forged, None]), "SignatureError")
     bad("bad_kind", wire.pack([1, "grant", entry, admin_chain.encode()]), "FormatError")
