@@ -7,7 +7,7 @@ parent allowed: a chain that tries to widen anything is rejected, never silently
 intersected, so a mis-issued certificate is noticed instead of half-working.
 
 The byte-level layout and the validation algorithm are specified in
-docs/protocol/certificates.md; tests/vectors/ holds the conformance cases.
+docs/PROTOCOL.md (section 5); tests/vectors/ holds the conformance cases.
 """
 
 from __future__ import annotations
@@ -440,7 +440,7 @@ def _check_time(cert: Certificate, now: float, skew: int, position: str) -> None
 
 def _validate(chain: Chain, roots: Mapping[bytes, Certificate], denied: frozenset[bytes], now: float,
               skew: int) -> ValidatedChain:
-    """The algorithm of docs/protocol/certificates.md, in its documented order of checks."""
+    """The algorithm of docs/PROTOCOL.md section 5, in its documented order of checks."""
     certs = chain.certificates
     if len(certs) > MAX_CHAIN_LENGTH:
         raise ChainError(REASON_TOO_LONG, f"{len(certs)} certificates")

@@ -3,7 +3,7 @@
 Identities come from fixed seeds (bytes([n]) * 32), every time is relative to
 the fixed NOW, and Ed25519 signatures are deterministic, so the files are
 byte-for-byte stable. ``--check`` compares instead of writing (exit 1 on a
-difference). Layout: docs/protocol/certificates.md, section "Test vectors".
+difference). Layout: docs/PROTOCOL.md, section 5, "Test vectors".
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def certificate_vectors() -> dict[str, Any]:
     bad("bad_signed_by_other_key", raw_cert(OTHER, good_body()), "SignatureError")
     return {
         "description": "certificate decoding, fields, topic matching and signature "
-                       "(docs/protocol/certificates.md)",
+                       "(docs/PROTOCOL.md, section 5)",
         "now": NOW,
         "cases": cases,
     }
@@ -266,7 +266,7 @@ def chain_vectors() -> dict[str, Any]:
     bad("bad_chain_item_not_bin", wire.pack([1, ["not a certificate"]]), "FormatError")
     bad("bad_chain_certificate_malformed", raw_chain(raw_cert(ROOT, good_body(pathlen=-1))), "FormatError")
     return {
-        "description": "chain validation against an allowlist and a denylist (docs/protocol/certificates.md)",
+        "description": "chain validation against an allowlist and a denylist (docs/PROTOCOL.md, section 5)",
         "now": NOW,
         "skew": DEFAULT_SKEW,
         "roots": [c.encode().hex() for c in (root, root_b, root_old, root_denied)],
@@ -343,7 +343,7 @@ def trust_update_vectors() -> dict[str, Any]:
     bad("bad_chain_not_bin", wire.pack([1, "allow", entry, [admin_chain.encode()]]), "FormatError")
     return {
         "description": "allowlist/denylist updates, each applied to a fresh store built from roots and denied "
-                       "(docs/protocol/certificates.md)",
+                       "(docs/PROTOCOL.md, section 5)",
         "now": NOW,
         "skew": DEFAULT_SKEW,
         "roots": [root.encode().hex()],

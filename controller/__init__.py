@@ -1,0 +1,1 @@
+"""The controller and chain-server daemons (entry points, service files, example configs)."""
