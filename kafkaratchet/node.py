@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from . import keyexchange as kx
-from .certs import Certificate, Chain, TrustStore, TrustUpdate, Usage, ValidatedChain
+from .certs import Usage
+from .credentials import Credentials
 from .errors import (
     ConfigError,
     DecryptionError,
@@ -33,13 +34,12 @@ from .errors import (
     NotARecordError,
     UnsupportedVersionError,
 )
-from .identity import decode_identity_file, derive_subkey, fingerprint
+from .identity import derive_subkey, fingerprint
 from .kem import KemPrivateKey
 from .keyring import KeyRing
 from .message import KafkaCryptoMessage
 from .ratchet import DataKey, Ratchet
 from .sealing import Role, is_sealed, key_id_of, open_sealed, seal
-from .secretfile import read_secret
 from .settings import NodeSettings
 from .store import KafkaCryptoStore
 
@@ -119,23 +119,13 @@ class KafkaCrypto:
         self.settings = NodeSettings.from_section(store.load_section("crypto"))
         self._kems = self.settings.kem_types()
 
-        identity_path = Path(cryptokey) if cryptokey else store.secret_path("cryptokey", ".crypto")
-        try:
-            self._identity = decode_identity_file(read_secret(identity_path, max_size=4096))
-        except FormatError as exc:
-            raise ConfigError(f"{identity_path}: {exc}") from None
+        self.credentials = Credentials(store, cryptokey=cryptokey, clock_skew=self.settings.clock_skew)
+        self._identity = self.credentials.identity
+        self._trust = self.credentials.trust
         seed_path = Path(seed) if seed else store.secret_path("ratchet", ".seed")
         self._ratchet = Ratchet(seed_path) if seed_path.exists() else Ratchet.create(seed_path)
         self._ring = KeyRing(store.secret_path("keyarchive", ".keys"),
                              derive_subkey(self._identity, b"kr-key-archive"))
-
-        self._trust = TrustStore(self._load_certificates("allowlist"), self._load_denied(),
-                                 skew=self.settings.clock_skew)
-        self._chains: list[Chain] = [Chain.decode(b) for b in self._load_blobs("chains")]
-        self._chains_lock = threading.Lock()
-        for chain in self._chains:
-            if chain.subject != self._identity.public_key:
-                raise ConfigError(f"{store.path}: a chain in [chains] is not for this node's key")
 
         self._kp = kp
         self._kc = kc
@@ -162,7 +152,7 @@ class KafkaCrypto:
         self._thread = threading.Thread(target=self._run, name=f"kafkaratchet-{self.node_id}", daemon=True)
         self._thread.start()
         log.info("node %s (%s) started with %d chain(s), %d root(s) of trust", self.node_id,
-                 self._identity.fingerprint, len(self._chains), len(self._trust.roots))
+                 self._identity.fingerprint, len(self.credentials.chains), len(self._trust.roots))
 
     # ------------------------------------------------------------------ public API (kafkacrypto's)
     def getKeySerializer(self) -> Any:  # noqa: N802
@@ -318,40 +308,6 @@ class KafkaCrypto:
     def _want(self, root: str, key_id: bytes) -> None:
         self._commands.put(("want", (root, key_id)))
 
-    # ------------------------------------------------------------------ chains and trust
-    def _load_blobs(self, section: str) -> list[bytes]:
-        blobs = []
-        for name in sorted(self.store.load_section(section)):
-            blob = self.store.load_bytes(name, section)
-            if blob is not None:
-                blobs.append(blob)
-        return blobs
-
-    def _load_certificates(self, section: str) -> list[Certificate]:
-        try:
-            return [Certificate.decode(b) for b in self._load_blobs(section)]
-        except FormatError as exc:
-            raise ConfigError(f"{self.store.path}: [{section}] holds an invalid certificate: {exc}") from None
-
-    def _load_denied(self) -> list[bytes]:
-        keys = self._load_blobs("denylist")
-        if any(len(k) != 32 for k in keys):
-            raise ConfigError(f"{self.store.path}: [denylist] holds a key that is not 32 bytes")
-        return keys
-
-    def _chain_for(self, usage: str, root: str) -> tuple[Chain, ValidatedChain] | None:
-        with self._chains_lock:
-            chains = list(self._chains)
-        best: tuple[Chain, ValidatedChain] | None = None
-        for chain in chains:
-            try:
-                checked = self._trust.validate(chain)
-            except KafkaRatchetError:
-                continue
-            if checked.allows(usage, root) and (best is None or _outlives(checked.expiry, best[1].expiry)):
-                best = (chain, checked)
-        return best
-
     # ------------------------------------------------------------------ the management thread
     def _run(self) -> None:
         self._follow_management_topics()
@@ -399,7 +355,8 @@ class KafkaCrypto:
             if root not in self._produce_roots:
                 self._produce_roots.add(root)
                 self._ring.persist()  # so a restart knows this root before it seals again
-                if self._chain_for(Usage.PRODUCE, root) is None and self._limiter.allow(("no-produce", root)):
+                unanswerable = self.credentials.chain_for(Usage.PRODUCE, root) is None
+                if unanswerable and self._limiter.allow(("no-produce", root)):
                     log.warning("node %s seals records for root %s but has no chain allowing it to hand out "
                                 "their keys; consumers will not be able to open them", self.node_id, root)
                 self._follow(root + self.settings.reqs_suffix,
@@ -487,17 +444,16 @@ class KafkaCrypto:
                     want.next_request = now + _MAX_RETRY
 
     def _request(self, root: str, key_ids: set[bytes]) -> bool:
-        found = self._chain_for(Usage.CONSUME, root)
+        found = self.credentials.chain_for(Usage.CONSUME, root)
         direct = found is not None
         if found is None:
-            found = self._chain_for(Usage.SUBSCRIBE, root)
+            found = self.credentials.chain_for(Usage.SUBSCRIBE, root)
         if found is None:
             # ask anyway with the chain we have: the producer is the judge, and its refusal is logged there
             if self._limiter.allow(("no-consume", root)):
                 log.warning("node %s has no chain allowing it to ask for keys of root %s; "
                             "producers will refuse it", self.node_id, root)
-            with self._chains_lock:
-                fallback = next((c for c in self._chains if Usage.CONSUME in c.leaf.usages), None)
+            fallback = self.credentials.any_chain(Usage.CONSUME)
             if fallback is None:
                 return False
             chain = fallback
@@ -554,7 +510,7 @@ class KafkaCrypto:
             if self._limiter.allow(("refused", who, root)):
                 log.warning("refused key request from %s for root %s: %s", who, root, exc)
             return
-        mine = self._chain_for(Usage.PRODUCE, root)
+        mine = self.credentials.chain_for(Usage.PRODUCE, root)
         if mine is None:
             if self._limiter.allow(("no-produce", root)):
                 log.warning("cannot answer key request for root %s: no chain with produce usage", root)
@@ -597,36 +553,16 @@ class KafkaCrypto:
             self._key_arrived.notify_all()
 
     def _on_trust_update(self, topic: str, value: bytes) -> None:
-        update = TrustUpdate.decode(value)
-        expected = "allow" if topic == self.settings.allowlist_topic else "deny"
-        if update.kind != expected:
-            raise FormatError(f"a {update.kind!r} entry on the {topic} topic")
-        if not self._trust.apply(update):
-            return
-        subject = fingerprint(update.entry.subject)
-        if update.kind == "deny":
-            self.store.store_value(update.entry.subject.hex(), update.entry.subject, "denylist")
-            log.warning("key %s is denylisted: stepping the ratchet so it cannot read new records", subject)
-            if self._produce_roots:
-                self.ratchet()
-        else:
-            self.store.store_value(update.entry.subject.hex(), update.entry.encode(), "allowlist")
-            log.info("key %s added to the allowlist", subject)
+        kind = "allow" if topic == self.settings.allowlist_topic else "deny"
+        update = self.credentials.apply_trust_update(kind, value)
+        if update is not None and update.kind == "deny" and self._produce_roots:
+            # revocation that bites: new keys and key ids for every root, which the revoked key's
+            # chains can no longer obtain
+            log.warning("stepping the ratchet after a denylist entry for %s", fingerprint(update.entry.subject))
+            self.ratchet()
 
     def _on_chain(self, value: bytes) -> None:
-        chain = Chain.decode(value)
-        if chain.subject != self._identity.public_key:
-            return
-        checked = self._trust.validate(chain)
-        with self._chains_lock:
-            current = [c for c in self._chains if c.leaf.usages == chain.leaf.usages
-                       and c.leaf.topics == chain.leaf.topics]
-            if any(not _outlives(checked.expiry, _expiry_of(c)) for c in current):
-                return
-            self._chains = [c for c in self._chains if c not in current] + [chain]
-            chains = list(self._chains)
-        self.store.replace_section("chains", {f"chain{i}": c.encode() for i, c in enumerate(chains)})
-        log.info("adopted a renewed chain (expiry %d)", checked.expiry)
+        self.credentials.offer_chain(value)
 
     def _maintain(self) -> None:
         now = time.monotonic()
@@ -648,15 +584,3 @@ class KafkaCrypto:
         with self._ratchet_lock:
             current = [k.key_id for k in self._seal_keys.values()]
             self._ring.expire(self.settings.key_max_age, keep=current)
-
-
-def _expiry_of(chain: Chain) -> int:
-    expiries = [c.expiry for c in chain.certificates if c.expiry]
-    return min(expiries) if expiries else 0
-
-
-def _outlives(a: int, b: int) -> bool:
-    """Does expiry ``a`` come later than ``b`` (0 meaning never)?"""
-    if a == 0:
-        return b != 0
-    return b != 0 and a > b
