@@ -27,7 +27,6 @@ from . import keyexchange as kx
 from .certs import Usage
 from .credentials import Credentials
 from .errors import (
-    ConfigError,
     DecryptionError,
     FormatError,
     KafkaRatchetError,
@@ -52,6 +51,8 @@ _MAX_SEEN_REQUESTS = 20_000
 _MAX_PENDING = 1_000
 _MAX_RETRY = 30.0
 _WANT_TTL = 300.0
+_FIRST_WAIT_BACKOFF = 2.0
+_MAX_WAIT_BACKOFF = 60.0
 
 
 class _RateLimiter:
@@ -106,14 +107,7 @@ class KafkaCrypto:
     def __init__(self, nodeID: str | None, kp: Any, kc: Any, config: KafkaCryptoStore | str | os.PathLike[str] |  # noqa: N803
                  None = None, cryptokey: str | os.PathLike[str] | None = None,
                  seed: str | os.PathLike[str] | None = None) -> None:
-        if isinstance(config, KafkaCryptoStore):
-            store = config
-        else:
-            if config is None and not nodeID:
-                raise ConfigError("KafkaCrypto needs a nodeID or a config")
-            store = KafkaCryptoStore(config if config is not None else f"{nodeID}.config", nodeID)
-        if nodeID and store.node_id != nodeID:
-            raise ConfigError(f"config {store.path} is for node {store.node_id!r}, not {nodeID!r}")
+        store = KafkaCryptoStore.open(nodeID, config)
         self.store = store
         self.node_id = store.node_id
         self.settings = NodeSettings.from_section(store.load_section("crypto"))
@@ -134,7 +128,7 @@ class KafkaCrypto:
         self._ratchet_lock = threading.RLock()
         self._commands: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._key_arrived = threading.Condition()
-        self._wait_failed: dict[tuple[str, bytes], float] = {}
+        self._wait_failed: dict[tuple[str, bytes], tuple[float, float]] = {}
         self._limiter = _RateLimiter(self.settings.log_interval)
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -283,8 +277,9 @@ class KafkaCrypto:
     def _wait_for_key(self, root: str, key_id: bytes, wait: float) -> bytes | None:
         slot = (root, key_id)
         failed = self._wait_failed.get(slot)
-        if failed is not None and time.monotonic() - failed < _WANT_TTL:
-            # this key did not come within a full wait moments ago: do not stall every record on it
+        if failed is not None and time.monotonic() < failed[0]:
+            # this key did not come within a full wait moments ago: do not stall every record on it, but
+            # wait again after a backoff (doubling up to a minute), when a new request has gone out
             self._want(root, key_id)
             return None
         self._want(root, key_id)
@@ -297,7 +292,10 @@ class KafkaCrypto:
                     break
                 self._key_arrived.wait(remaining)
         if key is None:
-            self._wait_failed[slot] = time.monotonic()
+            backoff = min(failed[1] * 2, _MAX_WAIT_BACKOFF) if failed is not None else _FIRST_WAIT_BACKOFF
+            self._wait_failed[slot] = (time.monotonic() + backoff, backoff)
+            if len(self._wait_failed) > _MAX_PENDING:
+                self._wait_failed.pop(next(iter(self._wait_failed)))
             if self._limiter.allow(("no-key", root)):
                 log.warning("no key for a record on root %s after waiting %.1f s; it is returned "
                             "not decrypted and can be retried", root, wait)
@@ -454,10 +452,12 @@ class KafkaCrypto:
                 log.warning("node %s has no chain allowing it to ask for keys of root %s; "
                             "producers will refuse it", self.node_id, root)
             fallback = self.credentials.any_chain(Usage.CONSUME)
+            direct = fallback is not None
+            if fallback is None:
+                fallback = self.credentials.any_chain(Usage.SUBSCRIBE)
             if fallback is None:
                 return False
             chain = fallback
-            direct = True
         else:
             chain = found[0]
         if not self._follow(root + self.settings.keys_suffix, "end"):

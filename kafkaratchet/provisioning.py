@@ -22,7 +22,7 @@ from .ratchet import Ratchet
 from .secretfile import write_atomic
 from .store import KafkaCryptoStore
 
-__all__ = ["ROLE_USAGES", "write_node", "issue_node_chain", "node_paths"]
+__all__ = ["ROLE_USAGES", "ROLE_PATHLEN", "write_node", "issue_node_chain", "node_paths"]
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,13 @@ ROLE_USAGES: dict[str, frozenset[str]] = {
     "prodcon": frozenset({Usage.PRODUCE, Usage.CONSUME}),
     "consumer-limited": frozenset({Usage.SUBSCRIBE}),
     "prodcon-limited": frozenset({Usage.PRODUCE, Usage.SUBSCRIBE}),
-    "controller": frozenset({Usage.CONTROLLER, Usage.CONSUME}),
-    "chainserver": frozenset({Usage.CHAIN_ISSUE}),
+    "controller": frozenset({Usage.CONTROLLER}),
+    # a chain server re-issues nodes' chains, so it must hold every usage it grants (a child never widens)
+    "chainserver": frozenset({Usage.CHAIN_ISSUE, Usage.PRODUCE, Usage.CONSUME, Usage.SUBSCRIBE}),
 }
+
+#: roles whose certificates may have certificates below them
+ROLE_PATHLEN: dict[str, int] = {"chainserver": 1}
 
 
 def node_paths(directory: str | os.PathLike[str], node_id: str) -> dict[str, Path]:
@@ -44,12 +48,14 @@ def node_paths(directory: str | os.PathLike[str], node_id: str) -> dict[str, Pat
 
 
 def issue_node_chain(signer: SigningIdentity, signer_chain: Chain | None, subject: bytes, role: str, *,
-                     topics: Iterable[str] | None = None, lifetime: int = 0, pathlen: int = 0) -> Chain:
+                     topics: Iterable[str] | None = None, lifetime: int = 0, pathlen: int | None = None) -> Chain:
     """A chain for ``subject`` with the role's usages, signed by ``signer`` below ``signer_chain``."""
     usages = ROLE_USAGES.get(role)
     if usages is None:
         raise ProvisioningError(f"unknown role {role!r}; choose one of {', '.join(ROLE_USAGES)}")
     expiry = int(time.time()) + lifetime if lifetime > 0 else 0
+    if pathlen is None:
+        pathlen = ROLE_PATHLEN.get(role, 0)
     cert = issue_certificate(signer, subject, usages=usages, topics=list(topics) if topics else None,
                              pathlen=pathlen, expiry=expiry)
     return signer_chain.extend(cert) if signer_chain is not None else Chain.of(cert)

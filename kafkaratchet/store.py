@@ -89,6 +89,20 @@ class KafkaCryptoStore:
         self.node_id: str = node_id
         self._closed = False
 
+    @classmethod
+    def open(cls, nodeID: str | None, config: KafkaCryptoStore | str | os.PathLike[str] | None  # noqa: N803
+             ) -> KafkaCryptoStore:
+        """kafkacrypto's convention: ``config`` is a store, a path, or None for ``<nodeID>.config``."""
+        if isinstance(config, KafkaCryptoStore):
+            store = config
+        else:
+            if config is None and not nodeID:
+                raise ConfigError("a nodeID or a config is needed")
+            store = cls(config if config is not None else f"{nodeID}.config", nodeID)
+        if nodeID and store.node_id != nodeID:
+            raise ConfigError(f"config {store.path} is for node {store.node_id!r}, not {nodeID!r}")
+        return store
+
     # -- creation ---------------------------------------------------------------------------------
     @classmethod
     def create(cls, file: str | os.PathLike[str], node_id: str,

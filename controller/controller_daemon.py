@@ -1,0 +1,65 @@
+"""``kafkaratchet-controller --config C.config``: the controller daemon.
+
+Several instances with the same ``group_id`` share the ``R.subs`` partitions;
+stopping one hands its partitions to the others. SIGTERM stops it within 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kafkaratchet.errors import KafkaRatchetError
+
+from .daemon import configure_logging, stop_event
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kafkaratchet-controller",
+        description="Judge key requests of subscribe-only nodes on every R.subs topic, re-sign the allowed ones "
+                    "and forward them to R.reqs. Each decision is logged as one audit line on the "
+                    "kafkaratchet.audit logger.")
+    parser.add_argument("--config", required=True, type=Path, help="the controller node's .config file")
+    parser.add_argument("--group-id", help="consumer group shared by cooperating controllers (default: "
+                                           "[kafka-crypto-consumer] group_id, else 'kafkaratchet-controller')")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: debug logs, -vv: also kafka's")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    stop = stop_event()
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from kafkaratchet.controller import KafkaCryptoController
+    from kafkaratchet.store import KafkaCryptoStore
+
+    try:
+        store = KafkaCryptoStore(args.config)
+        consumer_config = store.get_kafka_config("consumer", extra="crypto")
+        consumer_config["group_id"] = args.group_id or consumer_config.get("group_id") or "kafkaratchet-controller"
+        consumer_config.setdefault("auto_offset_reset", "earliest")  # a request waiting before we joined counts
+        consumer_config.setdefault("metadata_max_age_ms", 5000)  # notice new R.subs topics within seconds
+        consumer_config.setdefault("session_timeout_ms", 10000)
+        consumer_config.setdefault("heartbeat_interval_ms", 3000)
+        consumer_config["enable_auto_commit"] = False  # offsets are committed after the forward is acknowledged
+        producer = KafkaProducer(**store.get_kafka_config("producer", extra="crypto"))
+        consumer = KafkaConsumer(**consumer_config)
+        controller = KafkaCryptoController(None, producer, consumer, config=store)
+    except KafkaRatchetError as exc:
+        print(f"kafkaratchet-controller: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        stop.wait()
+    finally:
+        controller.close(timeout=3)
+        consumer.close(autocommit=False)
+        producer.close(timeout=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""The controller: subscribe-only nodes get keys only through it; no request is lost."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from kafkaratchet import keyexchange as kx
+from kafkaratchet.controller import KafkaCryptoController
+from kafkaratchet.credentials import Credentials
+from kafkaratchet.kem import KemPrivateKey, KemType
+from kafkaratchet.store import KafkaCryptoStore
+
+from .nodes import Cluster, drain
+
+pytestmark = pytest.mark.integration
+
+
+def start_controller(cluster: Cluster, store: KafkaCryptoStore, group: str) -> tuple[KafkaCryptoController, list[Any]]:
+    kp = KafkaProducer(**store.get_kafka_config("producer", extra="crypto"))
+    kc = KafkaConsumer(**store.get_kafka_config("consumer", extra="crypto"), group_id=group,
+                       auto_offset_reset="earliest", metadata_max_age_ms=500, session_timeout_ms=6000,
+                       heartbeat_interval_ms=1000)
+    controller = KafkaCryptoController(None, kp, kc, config=store)
+    assert controller.wait_ready(30)
+    return controller, [kp, kc]
+
+
+def test_limited_consumer_decrypts_only_while_a_controller_runs(cluster: Cluster, unique_root: str,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kafkaratchet.audit")
+    prod = cluster.node("prod", "producer")
+    limited = cluster.node("limited", "consumer-limited")
+    producer = prod.producer()
+    producer.send(unique_root, value=b"before any controller")
+    producer.flush()
+    # no controller: the request sits on R.subs and nobody answers
+    [record] = drain(limited.consumer(unique_root, wait=3.0), 1)
+    assert not record.value.isCleartext()
+
+    controller, clients = start_controller(cluster, cluster.provision("ctl", "controller"), f"{unique_root}-ctl")
+    try:
+        prod.crypto.ratchet()  # a fresh key id, which the consumer has not given up on yet
+        producer.send(unique_root, value=b"with a controller")
+        producer.flush()
+        records = drain(limited.consumer(unique_root, wait=30.0), 2)
+        opened = [r.value.getMessage() for r in records if r.value.isCleartext()]
+        assert b"with a controller" in opened
+        assert controller.forwarded >= 1
+        assert any("decision=forwarded" in r.getMessage() and limited.crypto.fingerprint in r.getMessage()
+                   for r in caplog.records), "every decision is an audit line naming the requester"
+    finally:
+        controller.close()
+        for client in clients:
+            client.close()
+
+
+class AuditWatch(logging.Handler):
+    """Sets an event when an audit line containing ``needle`` is logged: a decision can be awaited."""
+
+    def __init__(self, *needles: str) -> None:
+        super().__init__(logging.INFO)
+        self.needles = needles
+        self.lines: list[str] = []
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage()
+        if all(n in line for n in self.needles):
+            self.lines.append(line)
+            self.seen.set()
+
+
+def test_controller_refuses_a_consumer_outside_its_topics(cluster: Cluster, unique_root: str) -> None:
+    prod = cluster.node("prod", "producer")
+    outsider = cluster.node("outsider", "consumer-limited", topics=["elsewhere"])
+    watch = AuditWatch("decision=", f"root={unique_root} ")
+    logging.getLogger("kafkaratchet.audit").addHandler(watch)
+    logging.getLogger("kafkaratchet.audit").setLevel(logging.INFO)
+    controller, clients = start_controller(cluster, cluster.provision("ctl", "controller"), f"{unique_root}-ctl")
+    try:
+        producer = prod.producer()
+        producer.send(unique_root, value=b"not for outsiders")
+        producer.flush()
+        [record] = drain(outsider.consumer(unique_root, wait=1.0), 1)
+        assert watch.seen.wait(60), "the controller judged the outsider's request"
+        assert "decision=refused" in watch.lines[0] and "topic-not-allowed" in watch.lines[0]
+        assert outsider.crypto.fingerprint in watch.lines[0]
+        assert not record.value.isCleartext()
+        assert not any("decision=forwarded" in line for line in watch.lines)
+    finally:
+        logging.getLogger("kafkaratchet.audit").removeHandler(watch)
+        controller.close()
+        for client in clients:
+            client.close()
+
+
+def test_two_controllers_share_the_work_and_survive_one_stopping(cluster: Cluster, unique_root: str) -> None:
+    prod = cluster.node("prod", "producer")
+    group = f"{unique_root}-ctl"
+    first, first_clients = start_controller(cluster, cluster.provision("ctl1", "controller"), group)
+    second, second_clients = start_controller(cluster, cluster.provision("ctl2", "controller"), group)
+    try:
+        producer = prod.producer()
+        producer.send(unique_root, value=b"one")
+        producer.flush()
+        records = drain(cluster.node("c1", "consumer-limited").consumer(unique_root, wait=30.0), 1)
+        assert records[0].value.getMessage() == b"one"
+        first.close()  # mid-stream: its partitions move to the second controller
+        for client in first_clients:
+            client.close()
+        producer.send(unique_root, value=b"two")
+        producer.flush()
+        records = drain(cluster.node("c2", "consumer-limited").consumer(unique_root, wait=40.0), 2)
+        assert sorted(r.value.getMessage() for r in records) == [b"one", b"two"]
+        assert second.forwarded >= 1
+    finally:
+        second.close()
+        for client in second_clients:
+            client.close()
+
+
+def _controller_process(store: KafkaCryptoStore, group: str, fault: str | None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    if fault:
+        env["KAFKARATCHET_FAULT"] = fault
+    return subprocess.Popen([sys.executable, "-m", "controller.controller_daemon", "--config", str(store.path),
+                             "--group-id", group], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=Path(__file__).resolve().parents[2])
+
+
+def test_killed_controller_loses_no_request(cluster: Cluster, unique_root: str) -> None:
+    store = cluster.provision("ctl", "controller")
+    limited = Credentials(cluster.provision("limited", "consumer-limited"))
+    request = kx.make_request(limited.identity, limited.chains[0], unique_root, [os.urandom(8)],
+                              [KemPrivateKey(KemType.X25519)])
+    raw = KafkaProducer(bootstrap_servers=cluster.bootstrap)
+    raw.send(f"{unique_root}.subs", value=request.raw).get(timeout=30)
+    raw.close()
+    group = f"{unique_root}-ctl"
+    doomed = _controller_process(store, group, "kill-before-forward")
+    try:
+        assert doomed.wait(timeout=60) == -signal.SIGKILL, "the fault hook kills it after receiving"
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+    survivor = _controller_process(store, group, None)
+    try:
+        reader = KafkaConsumer(bootstrap_servers=cluster.bootstrap, enable_auto_commit=False)
+        reqs = f"{unique_root}.reqs"
+        deadline = time.monotonic() + 60
+        while not reader.partitions_for_topic(reqs) and time.monotonic() < deadline:
+            reader.poll(timeout_ms=200)  # the survivor's forward creates the topic
+        reader.assign([TopicPartition(reqs, p) for p in reader.partitions_for_topic(reqs) or ()])
+        reader.seek_to_beginning()
+        forwarded = [kx.parse(r.value) for r in drain(reader, 1, timeout=60)]
+        reader.close()
+        assert forwarded and isinstance(forwarded[0], kx.ForwardedRequest)
+        assert forwarded[0].inner.request_id == request.request_id
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        survivor.wait(timeout=30)
+        assert time.monotonic() - started < 5, "SIGTERM stops the daemon within 5 s"
+        assert survivor.returncode == 0, survivor.stderr.read().decode() if survivor.stderr else ""
