@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from .certs import KIND_ALLOW, Certificate, Chain, TrustStore, TrustUpdate, ValidatedChain
@@ -57,6 +58,16 @@ class Credentials:
             if chain.subject != self.identity.public_key:
                 raise ConfigError(f"{store.path}: a chain in [chains] is not for this node's key")
         self._lock = threading.Lock()
+        self._changed = threading.Condition()
+
+    def wait_until(self, predicate: Callable[[Credentials], bool], timeout: float) -> bool:
+        """Block until ``predicate(self)`` holds after a live update (or at once), at most ``timeout`` s."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout)
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     @property
     def public_key(self) -> bytes:
@@ -127,6 +138,7 @@ class Credentials:
         else:
             self.store.store_value(subject.hex(), subject, "denylist")
             log.warning("key %s is denylisted", fingerprint(subject))
+        self._notify()
         return update
 
     def offer_chain(self, value: bytes) -> bool:
@@ -144,6 +156,7 @@ class Credentials:
             chains = list(self._chains)
         self.store.replace_section("chains", {f"chain{i}": c.encode() for i, c in enumerate(chains)})
         log.info("adopted a renewed chain for %s (expiry %d)", self.fingerprint, checked.expiry)
+        self._notify()
         return True
 
     def __repr__(self) -> str:

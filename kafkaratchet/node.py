@@ -208,6 +208,11 @@ class KafkaCrypto:
     def public_key(self) -> bytes:
         return self._identity.public_key
 
+    @property
+    def epoch(self) -> int:
+        """The producer ratchet's current epoch (it only ever grows)."""
+        return self._ratchet.epoch
+
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Block until the management topics are being followed (tests, demos, daemons)."""
         return self._ready.wait(timeout)

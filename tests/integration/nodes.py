@@ -74,10 +74,11 @@ class Cluster:
         self.nodes: list[Node] = []
 
     def provision(self, node_id: str, role: str, *, topics: list[str] | None = None,
-                  crypto: dict[str, Any] | None = None, root: SigningIdentity | None = None) -> KafkaCryptoStore:
+                  crypto: dict[str, Any] | None = None, root: SigningIdentity | None = None,
+                  lifetime: int = 0) -> KafkaCryptoStore:
         signer = root or self.root
         identity = SigningIdentity.generate()
-        chain = issue_node_chain(signer, None, identity.public_key, role, topics=topics)
+        chain = issue_node_chain(signer, None, identity.public_key, role, topics=topics, lifetime=lifetime)
         return write_node(self.directory, node_id, identity, chains=[chain],
                           roots=[self_signed_root(signer)], bootstrap_servers=self.bootstrap,
                           crypto=crypto)
