@@ -142,6 +142,8 @@ class KafkaCrypto:
         self._pending: collections.OrderedDict[bytes, _Pending] = collections.OrderedDict()
         self._seen: collections.OrderedDict[bytes, float] = collections.OrderedDict()
         self._last_maintenance = 0.0
+        self._revoked: list[bytes] = []
+        self._last_bite = 0.0
 
         self._thread = threading.Thread(target=self._run, name=f"kafkaratchet-{self.node_id}", daemon=True)
         self._thread.start()
@@ -328,6 +330,8 @@ class KafkaCrypto:
                     for tp, records in batches.items():
                         for record in records:
                             self._dispatch(tp.topic, record.value)
+                    if self._revoked:
+                        self._bite()
                 else:
                     self._idle(_POLL_MS / 1000)
                 self._maintain()
@@ -560,11 +564,22 @@ class KafkaCrypto:
     def _on_trust_update(self, topic: str, value: bytes) -> None:
         kind = "allow" if topic == self.settings.allowlist_topic else "deny"
         update = self.credentials.apply_trust_update(kind, value)
-        if update is not None and update.kind == "deny" and self._produce_roots:
-            # revocation that bites: new keys and key ids for every root, which the revoked key's
-            # chains can no longer obtain
-            log.warning("stepping the ratchet after a denylist entry for %s", fingerprint(update.entry.subject))
-            self.ratchet()
+        if update is not None and update.kind == "deny":
+            self._revoked.append(update.entry.subject)
+
+    def _bite(self) -> None:
+        """Revocation that bites: new keys and key ids for every root, which the revoked keys' chains can
+        no longer obtain. Denials read in one batch (a node replaying the denylist at start, or a flood of
+        self-denials) cost one step, and steps are at least a second apart."""
+        if not self._produce_roots or time.monotonic() - self._last_bite < 1.0:
+            if not self._produce_roots:
+                self._revoked.clear()
+            return
+        log.warning("stepping the ratchet after denylist entries for %s",
+                    ", ".join(fingerprint(k) for k in self._revoked[:5]) + (" ..." if len(self._revoked) > 5 else ""))
+        self._revoked.clear()
+        self._last_bite = time.monotonic()
+        self.ratchet()
 
     def _on_chain(self, value: bytes) -> None:
         self.credentials.offer_chain(value)
@@ -578,6 +593,8 @@ class KafkaCrypto:
             self._follow(topic, start)
         if not self._ready.is_set() and not self._unresolved:
             self._ready.set()
+        if self._revoked:
+            self._bite()
         cutoff = now - _WANT_TTL
         for request_id, pending in list(self._pending.items()):
             if pending.sent < cutoff:

@@ -79,6 +79,8 @@ def test_denylisted_consumer_is_cut_off_within_seconds(cluster: Cluster, unique_
     first_closed = min(sent_at[s] for s in range(RECORDS) if s not in readable and sent_at[s] >= denied_at)
     print(f"\ndenylist entry -> first record the revoked consumer cannot open: {first_closed - denied_at:.2f} s")
     assert readable & set(range(25)), "before revocation the consumer did read"
+    for node in (prod, revoked, trusted):  # applied live, and persisted for the next start
+        assert node.store.load_bytes(revoked.crypto.public_key.hex(), "denylist") == revoked.crypto.public_key
 
 
 def test_invalid_trust_updates_change_nothing(cluster: Cluster, unique_root: str) -> None:
