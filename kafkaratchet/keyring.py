@@ -43,6 +43,7 @@ class KeyRing:
         self._received: dict[tuple[str, bytes], bytes] = {}
         self._own: dict[tuple[str, bytes], DataKey] = {}
         self._lock = threading.Lock()
+        self._persist_lock = threading.Lock()
         self._archive_path = archive_path
         self._archive_key = archive_key
         if archive_path is not None and archive_path.exists():
@@ -99,12 +100,13 @@ class KeyRing:
         """Write the own keys to the sealed archive, atomically (no-op without an archive)."""
         if self._archive_path is None or self._archive_key is None:
             return
-        with self._lock:
-            entries = [[k.root, k.key_id, k.key, int(k.created)] for k in self._own.values()]
-        nonce = os.urandom(_NONCE)
-        sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-            wire.pack(entries), _ARCHIVE_HEADER, nonce, self._archive_key)
-        write_atomic(self._archive_path, _ARCHIVE_HEADER + nonce + sealed)
+        with self._persist_lock:  # serialised, so the last rename always carries the newest snapshot
+            with self._lock:
+                entries = [[k.root, k.key_id, k.key, int(k.created)] for k in self._own.values()]
+            nonce = os.urandom(_NONCE)
+            sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+                wire.pack(entries), _ARCHIVE_HEADER, nonce, self._archive_key)
+            write_atomic(self._archive_path, _ARCHIVE_HEADER + nonce + sealed)
 
     def _load_archive(self) -> list[DataKey]:
         assert self._archive_path is not None
