@@ -1,0 +1,192 @@
+"""``kafkaratchet-provision``: the command line of the provisioning tool.
+
+Thin on purpose: argparse, logging, and one rule for failures. Every refused
+input (a bad flag, a short or wrong password, a corrupt file, a chain for
+another node) ends the same way: exit status 2 and exactly one line on standard
+error, ``kafkaratchet-provision: error: ...``, with nothing written. Scripts can
+rely on that; humans get a sentence instead of a traceback. Output for the user
+goes to standard output, prompts to standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from kafkaratchet.errors import KafkaRatchetError
+
+from . import offline, quickstart
+from .inputs import PROVISIONING_PASSWORD_ENV, ROOT_PASSWORD_ENV, Prompter
+
+__all__ = ["main", "build_parser", "PROG"]
+
+PROG = "kafkaratchet-provision"
+EXIT_BAD_INPUT = 2
+EXIT_IO_ERROR = 1
+
+
+class UsageError(Exception):
+    """argparse's complaint, carried to :func:`main` so it is printed as one line like every other error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse prints usage plus the error and exits; we want one line and the caller deciding."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _add_node_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--node-id", metavar="N", help="the node's id (also its file names: N.config, ...)")
+    parser.add_argument("--role", metavar="ROLE",
+                        help="producer, consumer, prodcon, consumer-limited, prodcon-limited, controller or "
+                             "chainserver (the -limited roles ask for keys only through a controller)")
+    topics = parser.add_mutually_exclusive_group()
+    topics.add_argument("--topics", nargs="+", metavar="TOPIC",
+                        help="root topics the node may use (space-separated; '^regex' allowed)")
+    topics.add_argument("--all-topics", action="store_true", help="allow every topic (no confirmation prompt)")
+    parser.add_argument("--pathlen", metavar="N",
+                        help="how many certificates the node may sign below itself (default 0; chainserver 1)")
+    parser.add_argument("--lifetime", metavar="SECONDS",
+                        help="how long the chain is valid (default one year; 0: never expires)")
+    parser.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka bootstrap servers for the config")
+    parser.add_argument("--dir", default=".", metavar="DIR", help="where the node's files go (default: .)")
+    parser.add_argument("--force", action="store_true", help="replace an existing node identity")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Provision kafkaratchet nodes: a password quick start, or an "
+                                            "offline PKI where no secret travels. See docs/provisioning.md.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more to standard error")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+
+    password = commands.add_parser(
+        "password", help="quick start: root and provisioner derived from two passwords",
+        description="Create a node whose chain is signed on the spot by keys derived (Argon2id) from the root "
+                    "and provisioning passwords. Nodes provisioned with the same passwords trust each other. "
+                    "Asks, in order, for what the flags did not give: root password, provisioning password, "
+                    "node id, role, topics, maximum path length, lifetime.")
+    _add_node_flags(password)
+    password.add_argument("--root-password-file", type=Path, metavar="FILE",
+                          help=f"read the root password from FILE (else ${ROOT_PASSWORD_ENV}, else a prompt)")
+    password.add_argument("--provisioning-password-file", type=Path, metavar="FILE",
+                          help=f"read the provisioning password from FILE (else ${PROVISIONING_PASSWORD_ENV}, "
+                               "else a prompt)")
+    password.add_argument("--root-fingerprint", metavar="FP",
+                          help="refuse unless the root password derives this root (catches a mistyped password)")
+    password.add_argument("--new-root", action="store_true",
+                          help="with --force: allow moving an existing node to a different root of trust")
+
+    init_root = commands.add_parser(
+        "init-root", help="offline: create a root key sealed under a password",
+        description="Generate a new root key and write it sealed (Argon2id + XChaCha20-Poly1305) under a "
+                    "password, mode 0600. Prints the public key and fingerprint.")
+    init_root.add_argument("--out", required=True, type=Path, metavar="FILE", help="the root key file to write")
+    init_root.add_argument("--root-password-file", type=Path, metavar="FILE",
+                           help=f"read the password from FILE (else ${ROOT_PASSWORD_ENV}, else a prompt, twice)")
+    init_root.add_argument("--force", action="store_true", help="replace an existing root key file")
+
+    request = commands.add_parser(
+        "request", help="offline, on the node: create its identity and a public request",
+        description="Create the node's identity and ratchet seed in DIR and write N.request, which holds only "
+                    "public material, signed by the new key.")
+    _add_node_flags(request)
+    request.add_argument("--out", type=Path, metavar="FILE", help="where to write the request (default DIR/N.request)")
+    request.add_argument("--renew", action="store_true",
+                         help="keep the node's existing identity and seed; only write a new request")
+
+    sign = commands.add_parser(
+        "sign", help="offline, on the root's machine: sign a request into a chain",
+        description="Show what a request asks for, optionally narrow it, sign it with the root key and write "
+                    "N.chain (default: beside the request).")
+    sign.add_argument("--root", required=True, type=Path, metavar="FILE", help="the root key file")
+    sign.add_argument("--request", required=True, type=Path, metavar="FILE", help="the node's N.request")
+    sign.add_argument("--role", metavar="ROLE", help="grant a narrower role than requested")
+    sign.add_argument("--topics", nargs="+", metavar="TOPIC", help="grant only these of the requested topics")
+    sign.add_argument("--pathlen", metavar="N", help="grant a smaller path length than requested")
+    sign.add_argument("--lifetime", metavar="SECONDS", help="chain lifetime (default: as requested)")
+    sign.add_argument("--out", type=Path, metavar="FILE", help="where to write the chain (default: beside the request)")
+    sign.add_argument("--root-password-file", type=Path, metavar="FILE",
+                      help=f"read the root key password from FILE (else ${ROOT_PASSWORD_ENV}, else a prompt)")
+    sign.add_argument("--yes", action="store_true", help="do not ask for confirmation at a terminal")
+    sign.add_argument("--force", action="store_true", help="replace an existing chain file")
+
+    install = commands.add_parser(
+        "install", help="offline, on the node: install a signed chain",
+        description="Check that N.chain certifies this node's own key and reaches a trusted root, then write "
+                    "the chain and the root into the node's config.")
+    install.add_argument("--chain", required=True, type=Path, metavar="FILE", help="the N.chain from sign")
+    install.add_argument("--dir", default=".", metavar="DIR", help="the node's directory (default: .)")
+    install.add_argument("--node-id", metavar="N", help="refuse unless the chain is for this node id")
+    install.add_argument("--root-fingerprint", metavar="FP",
+                         help="the root's fingerprint as init-root printed it (needed unless the node already "
+                              "trusts that root, or you confirm it at a terminal)")
+    install.add_argument("--yes", action="store_true", help="never ask; refuse an unknown root instead")
+    return parser
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(stderr: TextIO, message: str) -> None:
+    stderr.write(f"{PROG}: error: {_one_line(message)}\n")
+    stderr.flush()
+
+
+def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    """Run one command; returns the exit status (0 done, 1 I/O failure, 2 bad input, 130 interrupted)."""
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except UsageError as exc:
+        _fail(err, str(exc))
+        return EXIT_BAD_INPUT
+    except SystemExit as exc:  # --help and --version exit through argparse
+        return exc.code if isinstance(exc.code, int) else 0
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
+    handler.setLevel({0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG))
+    loggers = [logging.getLogger(name) for name in ("kafkaratchet", "provision")]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:  # for this run only: main() may be called in-process, many times
+        logger.addHandler(handler)
+        logger.setLevel(min(handler.level, logger.getEffectiveLevel()))
+    try:
+        return _run(args, Prompter(stdin=stdin, stderr=err), out, err)
+    finally:
+        for logger, level in zip(loggers, saved, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+def _run(args: argparse.Namespace, prompter: Prompter, out: TextIO, err: TextIO) -> int:
+    runners = {
+        "password": quickstart.run_password,
+        "init-root": offline.run_init_root,
+        "request": offline.run_request,
+        "sign": offline.run_sign,
+        "install": offline.run_install,
+    }
+    try:
+        return runners[args.command](args, prompter, out)
+    except KafkaRatchetError as exc:
+        _fail(err, str(exc))
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        _fail(err, f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+        return EXIT_IO_ERROR
+    except KeyboardInterrupt:
+        err.write(f"\n{PROG}: interrupted; nothing more was written\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
