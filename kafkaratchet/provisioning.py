@@ -36,6 +36,9 @@ ROLE_USAGES: dict[str, frozenset[str]] = {
     "controller": frozenset({Usage.CONTROLLER}),
     # a chain server re-issues nodes' chains, so it must hold every usage it grants (a child never widens)
     "chainserver": frozenset({Usage.CHAIN_ISSUE, Usage.PRODUCE, Usage.CONSUME, Usage.SUBSCRIBE}),
+    # signs allowlist and denylist entries; it holds every usage because a new root it admits can never be
+    # wider than the admin itself
+    "admin": Usage.ALL,
 }
 
 #: roles whose certificates may have certificates below them

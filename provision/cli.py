@@ -19,7 +19,7 @@ from typing import NoReturn, TextIO
 
 from kafkaratchet.errors import KafkaRatchetError
 
-from . import offline, quickstart
+from . import offline, quickstart, trustupdates
 from .inputs import PROVISIONING_PASSWORD_ENV, ROOT_PASSWORD_ENV, Prompter
 
 __all__ = ["main", "build_parser", "PROG"]
@@ -126,6 +126,26 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the root's fingerprint as init-root printed it (needed unless the node already "
                               "trusts that root, or you confirm it at a terminal)")
     install.add_argument("--yes", action="store_true", help="never ask; refuse an unknown root instead")
+
+    deny = commands.add_parser(
+        "denylist", help="publish a signed denylist entry: every node cuts the key off at once",
+        description="Sign a denylist entry for KEY with the node of --config (an admin node, whose chain has "
+                    "the denylist usage) and publish it on the denylist topic. Every node applies it live and "
+                    "persists it; producers step their ratchet so the key can read no new record.")
+    deny.add_argument("key", nargs="?", help="the key to denylist: 64 hex digits, or the node's .config file")
+    deny.add_argument("--self", action="store_true", help="denylist the signing node's own key (always allowed)")
+    deny.add_argument("--config", required=True, type=Path, metavar="FILE", help="the signing node's .config")
+    deny.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="override the config's bootstrap servers")
+
+    allow = commands.add_parser(
+        "allowlist", help="publish a signed allowlist entry: every node trusts a new root",
+        description="Sign an allowlist entry admitting KEY as a root of trust, limited to --topics and "
+                    "--usages (never wider than the signer's own chain), and publish it on the allowlist topic.")
+    allow.add_argument("key", help="the new root's public key: 64 hex digits, or a node's .config file")
+    allow.add_argument("--config", required=True, type=Path, metavar="FILE", help="the signing node's .config")
+    allow.add_argument("--topics", nargs="+", metavar="TOPIC", help="root topics the new root may cover (default: all)")
+    allow.add_argument("--usages", nargs="+", metavar="USAGE", help="usages it may grant (default: all)")
+    allow.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="override the config's bootstrap servers")
     return parser
 
 
@@ -174,6 +194,8 @@ def _run(args: argparse.Namespace, prompter: Prompter, out: TextIO, err: TextIO)
         "request": offline.run_request,
         "sign": offline.run_sign,
         "install": offline.run_install,
+        "denylist": trustupdates.run_denylist,
+        "allowlist": trustupdates.run_allowlist,
     }
     try:
         return runners[args.command](args, prompter, out)

@@ -61,8 +61,10 @@ def fixed_salt(label: bytes) -> bytes:
 ROOT_SALT = fixed_salt(b"kafkaratchet root of trust v1")
 PROVISIONER_SALT = fixed_salt(b"kafkaratchet provisioner v1")
 
-#: What a provisioner may hand out: everything some role gets, nothing more (no allow/deny-list edits).
-PROVISIONER_USAGES: frozenset[str] = frozenset().union(*ROLE_USAGES.values())
+#: What a provisioner may hand out: everything some role gets, nothing more (no allow/deny-list edits:
+#: an ``admin`` node is signed by the root itself, which takes the root password).
+PROVISIONER_USAGES: frozenset[str] = frozenset().union(
+    *(usages for role, usages in ROLE_USAGES.items() if role != "admin"))
 
 
 def password_bytes(password: str, what: str) -> bytes:

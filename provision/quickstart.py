@@ -85,10 +85,15 @@ def run_password(args: argparse.Namespace, prompter: Prompter, out: TextIO) -> i
     provisioner = pw.provisioner_identity(provisioning_password)
 
     root_cert = pw.root_certificate(root)
-    provisioner_chain = Chain.of(pw.provisioner_certificate(root, provisioner.public_key, node_pathlen=spec.pathlen))
     identity = SigningIdentity.generate()
-    chain = issue_node_chain(provisioner, provisioner_chain, identity.public_key, spec.role, topics=spec.topics,
-                             lifetime=spec.lifetime, pathlen=spec.pathlen)
+    if spec.role == "admin":  # trust-list editors hang directly off the root: no provisioner may make them
+        chain = issue_node_chain(root, None, identity.public_key, spec.role, topics=spec.topics,
+                                 lifetime=spec.lifetime, pathlen=spec.pathlen)
+    else:
+        provisioner_chain = Chain.of(pw.provisioner_certificate(root, provisioner.public_key,
+                                                                node_pathlen=spec.pathlen))
+        chain = issue_node_chain(provisioner, provisioner_chain, identity.public_key, spec.role,
+                                 topics=spec.topics, lifetime=spec.lifetime, pathlen=spec.pathlen)
     try:
         TrustStore([root_cert]).validate(chain)
     except ChainError as exc:  # a bug, not an input: the chain we just made must validate

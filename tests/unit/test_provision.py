@@ -240,9 +240,9 @@ class _Keyboard(io.StringIO):
 
 def test_prompter_at_a_terminal_asks_again_up_to_three_times() -> None:
     err = io.StringIO()
-    prompter = inputs.Prompter(stdin=_Keyboard("admin\nproducer\n"), stderr=err, env={})
+    prompter = inputs.Prompter(stdin=_Keyboard("superuser\nproducer\n"), stderr=err, env={})
     assert prompter.ask("Role", "--role", inputs.parse_role) == "producer"
-    assert "unknown role 'admin'" in err.getvalue()
+    assert "unknown role 'superuser'" in err.getvalue()
     typed = iter(["short", "long enough password", "long enough password"])
     prompter = inputs.Prompter(stdin=_Keyboard(), stderr=io.StringIO(), env={}, read_secret=lambda _: next(typed))
     assert prompter.password("root password", file=None, env_var=None, flag="--f", confirm=True,
@@ -510,8 +510,8 @@ def test_request_refusals_write_nothing(pki: dict[str, Path], tmp_path: Path) ->
     argv = ["request", "--dir", str(pki["a"]), "--node-id", "n1", "--role", "consumer", "--topics", "orders",
             "--pathlen", "0", "--lifetime", "60"]
     assert_refused(run(argv), "already exists")
-    argv[argv.index("--role") + 1] = "admin"
-    assert_refused(run(argv), "unknown role 'admin'")
+    argv[argv.index("--role") + 1] = "superuser"
+    assert_refused(run(argv), "unknown role 'superuser'")
     assert_refused(run(["request", "--dir", str(tmp_path / "x"), "--renew", "--node-id", "n1", "--role",
                         "consumer", "--all-topics", "--pathlen", "0", "--lifetime", "60"]), "has no identity")
     assert snapshot(pki["base"], tmp_path) == before
