@@ -45,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         consumer_config.setdefault("metadata_max_age_ms", 5000)  # notice new R.subs topics within seconds
         consumer_config.setdefault("session_timeout_ms", 10000)
         consumer_config.setdefault("heartbeat_interval_ms", 3000)
+        # also the rebalance timeout: a controller that vanished mid-rebalance is given up on after 15 s,
+        # not kafka-python's default 5 minutes (the loop polls several times a second)
+        consumer_config.setdefault("max_poll_interval_ms", 15000)
+        # a group request the broker never answers (seen with Tansu: a follower's SyncGroup) is retried after
+        # 15 s instead of kafka-python's consumer default of 305 s
+        consumer_config.setdefault("request_timeout_ms", 15000)
         consumer_config["enable_auto_commit"] = False  # offsets are committed after the forward is acknowledged
         producer = KafkaProducer(**store.get_kafka_config("producer", extra="crypto"))
         consumer = KafkaConsumer(**consumer_config)

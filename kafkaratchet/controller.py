@@ -69,6 +69,10 @@ class KafkaCryptoController:
     def wait_ready(self, timeout: float = 30.0) -> bool:
         return self._ready.wait(timeout)
 
+    def assignment(self) -> set[Any]:
+        """The ``R.subs`` partitions the group currently gives this controller."""
+        return set(self._kc.assignment() or ())
+
     def close(self, timeout: float = 4.0) -> None:
         """Stop judging; the group rebalances the partitions to the other controllers."""
         self._stop.set()
@@ -135,7 +139,7 @@ class KafkaCryptoController:
         futures = [f for f in (self._judge(tp.topic, r.value) for r in records) if f is not None]
         try:
             for future in futures:
-                future.get(timeout=30)
+                future.get(timeout=10)
         except Exception as exc:  # kafka-python's send errors: re-read this batch rather than lose it
             log.warning("forwarding failed (%s); requests will be judged again", exc)
             self._kc.seek(tp, records[0].offset)

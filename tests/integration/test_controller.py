@@ -30,7 +30,7 @@ def start_controller(cluster: Cluster, store: KafkaCryptoStore, group: str) -> t
     kp = KafkaProducer(**store.get_kafka_config("producer", extra="crypto"))
     kc = KafkaConsumer(**store.get_kafka_config("consumer", extra="crypto"), group_id=group,
                        auto_offset_reset="earliest", metadata_max_age_ms=500, session_timeout_ms=6000,
-                       heartbeat_interval_ms=1000)
+                       heartbeat_interval_ms=1000, max_poll_interval_ms=10000, request_timeout_ms=8000)
     controller = KafkaCryptoController(None, kp, kc, config=store)
     assert controller.wait_ready(30)
     return controller, [kp, kc]
@@ -105,12 +105,27 @@ def test_controller_refuses_a_consumer_outside_its_topics(cluster: Cluster, uniq
             client.close()
 
 
+def _wait_for_group(controllers: list[KafkaCryptoController], topic: str, timeout: float = 90.0) -> None:
+    """Until the group has spread ``topic``'s partitions over exactly these controllers (kafka-python offers
+    no event for a completed rebalance, so its state is checked until the deadline)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shares = [{tp.partition for tp in c.assignment() if tp.topic == topic} for c in controllers]
+        if all(shares) and set().union(*shares) == {0, 1, 2, 3} and sum(map(len, shares)) == 4:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the group did not settle: {[sorted(s) for s in shares]}")
+
+
 def test_two_controllers_share_the_work_and_survive_one_stopping(cluster: Cluster, unique_root: str) -> None:
     prod = cluster.node("prod", "producer")
+    subs = f"{unique_root}.subs"
+    KafkaProducer(bootstrap_servers=cluster.bootstrap).partitions_for(subs)  # the topic exists before they join
     group = f"{unique_root}-ctl"
     first, first_clients = start_controller(cluster, cluster.provision("ctl1", "controller"), group)
     second, second_clients = start_controller(cluster, cluster.provision("ctl2", "controller"), group)
     try:
+        _wait_for_group([first, second], subs)  # the work is shared: each holds some partitions
         producer = prod.producer()
         producer.send(unique_root, value=b"one")
         producer.flush()
@@ -119,9 +134,10 @@ def test_two_controllers_share_the_work_and_survive_one_stopping(cluster: Cluste
         first.close()  # mid-stream: its partitions move to the second controller
         for client in first_clients:
             client.close()
+        _wait_for_group([second], subs)
         producer.send(unique_root, value=b"two")
         producer.flush()
-        records = drain(cluster.node("c2", "consumer-limited").consumer(unique_root, wait=40.0), 2)
+        records = drain(cluster.node("c2", "consumer-limited").consumer(unique_root, wait=30.0), 2)
         assert sorted(r.value.getMessage() for r in records) == [b"one", b"two"]
         assert second.forwarded >= 1
     finally:
