@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("KAFKARATCHET_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-EXTRAS = {"demo": "broker", "test": "test,confluent", "bench": "test"}
+EXTRAS = {"demo": "broker", "test": "test,confluent", "bench": "test,bench"}
 
 
 def _run(*cmd: str | os.PathLike[str]) -> int:

@@ -12,17 +12,43 @@ so a record cannot be opened under another topic, as the other half of a Kafka
 record, under another format version, or under another key id. 42 bytes of
 overhead per record; the key id doubles as the nonce prefix, leaving 128 random
 bits per nonce under a key (collision chance below 2^-64 for 2^32 records).
+
+How the hot path is kept cheap (every Kafka key and value goes through it, and
+inside a Kafka client each Python-level step costs several times what it costs
+in a tight loop, so the steps are few):
+
+* libsodium is called directly, once per record, without PyNaCl's Python-level
+  argument checks (the sizes that matter for memory safety are checked here).
+* The GIL. Inside a Kafka client every release of the GIL hands it to the
+  client's network thread, and getting it back costs far more than the
+  cryptography (the producer then also sends smaller batches). So a record
+  below :data:`GIL_RELEASE_THRESHOLD` bytes is sealed and opened *holding* the
+  GIL, through ``ctypes.PyDLL`` on the libsodium that PyNaCl ships (a PyDLL call
+  keeps the GIL); a larger record goes through PyNaCl's cffi module, which
+  releases the GIL, so several threads seal large records in parallel.
+* The 16 random bytes of each record come from the OS CSPRNG (``getrandom``,
+  which keeps the GIL), fetched 4 KiB at a time rather than with one system
+  call per record. Each 16-byte piece is handed out once (``deque.popleft`` is
+  atomic) and a forked child discards the parent's unused pieces, so no two
+  records share them.
+* Output is written by libsodium into a private buffer (ctypes or cffi) and
+  copied once into the returned ``bytes``, as PyNaCl itself does: immutable
+  objects are never written to.
 """
 
 from __future__ import annotations
 
+import collections
+import ctypes
 import enum
 import os
+from typing import Any
 
-import nacl.bindings as sodium
-import nacl.exceptions
+import nacl.bindings  # noqa: F401  # initialises libsodium (sodium_init) before any call below
+from nacl._sodium import ffi as _ffi
+from nacl._sodium import lib as _lib
 
-from .errors import DecryptionError, NotARecordError, UnsupportedVersionError
+from .errors import CryptoError, DecryptionError, NotARecordError, UnsupportedVersionError
 
 __all__ = ["Role", "seal", "open_sealed", "key_id_of", "is_sealed", "MAGIC", "VERSION", "OVERHEAD",
            "HEADER_SIZE"]
@@ -37,6 +63,9 @@ TAG_SIZE = 16
 OVERHEAD = HEADER_SIZE + TAG_SIZE
 KEY_SIZE = 32
 
+#: records (plaintext bytes) at least this long are processed with the GIL released
+GIL_RELEASE_THRESHOLD = 8192
+
 
 class Role(bytes, enum.Enum):
     """Which half of a Kafka record a sealed blob belongs to."""
@@ -45,11 +74,104 @@ class Role(bytes, enum.Enum):
     VALUE = b"V"
 
 
+# ------------------------------------------------------------------------------ random nonce parts
+_RANDOM_BLOCK = 4096
+_randoms: collections.deque[bytes] = collections.deque()
+_next_random = _randoms.popleft
+
+
+def _getrandom_works() -> bool:
+    try:
+        return len(os.getrandom(RANDOM_SIZE)) == RANDOM_SIZE
+    except (AttributeError, OSError):  # not Linux, or a kernel without the system call
+        return False
+
+
+# os.getrandom keeps the GIL during its system call; os.urandom releases it
+_os_random = os.getrandom if _getrandom_works() else os.urandom
+
+
+def _fetch(size: int) -> bytes:
+    data = _os_random(size)
+    while len(data) < size:  # getrandom may return short reads above 256 bytes when a signal arrives
+        data += _os_random(size - len(data))
+    return data
+
+
+def _refill() -> bytes:
+    """One piece now, and the rest of a fresh block for the records after it (``seal`` pops them)."""
+    block = _fetch(_RANDOM_BLOCK)
+    _randoms.extend([block[i:i + RANDOM_SIZE] for i in range(RANDOM_SIZE, _RANDOM_BLOCK, RANDOM_SIZE)])
+    return block[:RANDOM_SIZE]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_randoms.clear)
+
+
+# ------------------------------------------------------------------------------ libsodium bindings
+_NULL = _ffi.NULL
+_cffi_encrypt = _lib.crypto_aead_xchacha20poly1305_ietf_encrypt
+_cffi_decrypt = _lib.crypto_aead_xchacha20poly1305_ietf_decrypt
+_memmove = _ffi.memmove
+_alloc = _ffi.new_allocator(should_clear_after_alloc=False)
+
+
+def _gil_holding_aead() -> tuple[Any, Any]:
+    """libsodium's two AEAD calls through ``ctypes.PyDLL`` (which keeps the GIL), or (None, None)."""
+    try:
+        from nacl import _sodium
+
+        dll = ctypes.PyDLL(_sodium.__file__)
+        encrypt = dll.crypto_aead_xchacha20poly1305_ietf_encrypt
+        decrypt = dll.crypto_aead_xchacha20poly1305_ietf_decrypt
+    except (OSError, AttributeError, ImportError):  # no loadable library file, or symbols not exported
+        return None, None
+    addr, data, size = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulonglong
+    # (c, clen_p, m, mlen, ad, adlen, nsec, npub, k) and (m, mlen_p, nsec, c, clen, ad, adlen, npub, k)
+    encrypt.argtypes = [addr, addr, data, size, data, size, addr, data, data]
+    decrypt.argtypes = [addr, addr, addr, data, size, data, size, data, data]
+    encrypt.restype = decrypt.restype = ctypes.c_int
+    return encrypt, decrypt
+
+
+_small_encrypt, _small_decrypt = _gil_holding_aead()
+_buffer = ctypes.create_string_buffer
+
+
+# ------------------------------------------------------------------------------ the format
 def seal(key_id: bytes, key: bytes, topic: str, role: Role, plaintext: bytes) -> bytes:
     """Seal ``plaintext`` for ``topic`` and ``role`` under a data key."""
-    header = _PREFIX + key_id + os.urandom(RANDOM_SIZE)
-    aad = header[:10] + role.value + topic.encode("utf-8")
-    return header + sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, header[2:], key)
+    if len(key) != KEY_SIZE or len(key_id) != KEY_ID_SIZE or type(key) is not bytes or type(key_id) is not bytes:
+        raise CryptoError("a data key is 32 bytes and its id 8 bytes")
+    if role is not _VALUE and role is not _KEY:
+        raise CryptoError(f"role must be a Role, not {role!r}")
+    if type(plaintext) is not bytes:
+        plaintext = bytes(plaintext)
+    try:
+        nonce = key_id + _next_random()
+    except IndexError:
+        nonce = key_id + _refill()
+    header = _PREFIX + nonce
+    aad = header[:10] + role + topic.encode()
+    size = len(plaintext)
+    if size < _SMALL_LIMIT:
+        out = _buffer(HEADER_SIZE + size + TAG_SIZE)
+        ctypes.memmove(out, header, HEADER_SIZE)
+        if _small_encrypt(ctypes.addressof(out) + HEADER_SIZE, None, plaintext, size, aad,  # type: ignore[misc]
+                          len(aad), None, nonce, key):
+            raise CryptoError("encryption failed")
+        return out.raw
+    return _seal_large(header, aad, key, plaintext, size)
+
+
+def _seal_large(header: bytes, aad: bytes, key: bytes, plaintext: bytes, size: int) -> bytes:
+    """The GIL-releasing path: libsodium writes behind the header in one cffi buffer."""
+    out = _alloc("unsigned char[]", HEADER_SIZE + size + TAG_SIZE)
+    _memmove(out, header, HEADER_SIZE)
+    if _cffi_encrypt(out + HEADER_SIZE, _NULL, plaintext, size, aad, len(aad), _NULL, header[2:], key):
+        raise CryptoError("encryption failed")
+    return _ffi.buffer(out)[:]
 
 
 def is_sealed(data: bytes) -> bool:
@@ -68,11 +190,56 @@ def key_id_of(record: bytes) -> bytes:
 
 def open_sealed(key: bytes, topic: str, role: Role, record: bytes) -> bytes:
     """Authenticate and decrypt; DecryptionError on any mismatch or tampering."""
-    key_id_of(record)
-    aad = bytes(record[:10]) + role.value + topic.encode("utf-8")
-    try:
-        return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            bytes(record[HEADER_SIZE:]), aad, bytes(record[2:HEADER_SIZE]), key
-        )
-    except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
-        raise DecryptionError("record does not authenticate under this key, topic and role") from None
+    size = len(record)
+    if size < OVERHEAD or record[0] != MAGIC:
+        raise NotARecordError("not a kafkaratchet record")
+    if record[1] != VERSION:
+        raise UnsupportedVersionError(f"record format version {record[1]} is not supported")
+    if len(key) != KEY_SIZE or type(key) is not bytes or (role is not _VALUE and role is not _KEY):
+        raise DecryptionError(_NO_AUTH)
+    if type(record) is not bytes:
+        record = bytes(record)
+    aad = record[:10] + role + topic.encode()
+    plain_size = size - OVERHEAD
+    if plain_size < _SMALL_LIMIT:
+        out = _buffer(plain_size or 1)
+        if _small_decrypt(out, None, None, record[HEADER_SIZE:], size - HEADER_SIZE, aad,  # type: ignore[misc]
+                          len(aad), record[2:HEADER_SIZE], key):
+            raise DecryptionError(_NO_AUTH)
+        return out.raw[:plain_size]
+    return _open_large(key, aad, record, size, plain_size)
+
+
+def _open_large(key: bytes, aad: bytes, record: bytes, size: int, plain_size: int) -> bytes:
+    """The GIL-releasing path: the ciphertext is read in place, the plaintext copied out once."""
+    source = _ffi.from_buffer("unsigned char[]", record)
+    out = _alloc("unsigned char[]", plain_size or 1)
+    if _cffi_decrypt(out, _NULL, _NULL, source + HEADER_SIZE, size - HEADER_SIZE, aad, len(aad), source + 2, key):
+        raise DecryptionError(_NO_AUTH)
+    return _ffi.buffer(out, plain_size)[:]
+
+
+_NO_AUTH = "record does not authenticate under this key, topic and role"
+_KEY, _VALUE = Role.KEY, Role.VALUE
+
+
+def _self_test() -> bool:
+    """Both paths give PyNaCl's bytes and open each other's records (else: GIL-releasing path only)."""
+    import nacl.bindings as sodium
+
+    key, key_id = bytes(range(32)), bytes(range(8))
+    for size in (0, 1, 100, GIL_RELEASE_THRESHOLD + 1):
+        message = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+        record = seal(key_id, key, "self.test", Role.VALUE, message)
+        aad = record[:10] + b"V" + b"self.test"
+        expected = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(message, aad, record[2:26], key)
+        if record[HEADER_SIZE:] != expected or open_sealed(key, "self.test", Role.VALUE, record) != message:
+            return False
+    return True
+
+
+_SMALL_LIMIT = 0
+if _small_encrypt is not None:
+    _SMALL_LIMIT = GIL_RELEASE_THRESHOLD
+    if not _self_test():  # pragma: no cover - a libsodium that does not behave like PyNaCl's
+        _SMALL_LIMIT = 0

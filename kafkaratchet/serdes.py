@@ -20,16 +20,28 @@ if TYPE_CHECKING:
 
 __all__ = ["CryptoSerializer", "CryptoDeserializer"]
 
+_ABSENT: Any = object()  # the data argument was not passed: the two-argument form
+
 
 class CryptoSerializer(Serializer):
     """Seals bytes; passes ``None`` (tombstones) and still-encrypted messages through unchanged."""
 
+    __slots__ = ("_node", "_role", "_seal")
+
     def __init__(self, node: KafkaCrypto, role: Role) -> None:
         self._node = node
         self._role = role
+        self._seal = node.seal  # bound once: this object is called for every record
 
-    def serialize(self, topic: str, *args: Any) -> bytes | None:  # (topic, data) or (topic, headers, data)
-        data = args[-1] if args else None
+    def serialize(self, topic: str, headers: Any = None, data: Any = _ABSENT) -> bytes | None:
+        """kafka-python's ``serialize(topic, headers, data)``, or the older ``serialize(topic, data)``."""
+        if data is _ABSENT:
+            data = headers
+        if type(data) is bytes:  # the hot path: everything else is decided in _other
+            return self._seal(topic, self._role, data)
+        return self._other(topic, data)
+
+    def _other(self, topic: str, data: Any) -> bytes | None:
         if data is None:
             return None
         if isinstance(data, KafkaCryptoMessage):
@@ -40,7 +52,7 @@ class CryptoSerializer(Serializer):
             raise KafkaRatchetError(
                 f"the kafkaratchet serializer takes bytes, not {type(data).__name__}; "
                 "stack an encoding serializer in front of it")
-        return self._node.seal(topic, self._role, bytes(data))
+        return self._seal(topic, self._role, bytes(data))
 
     def __call__(self, data: Any, ctx: Any = None) -> bytes | None:
         """confluent-kafka's serializer call: ``ctx.topic`` names the topic."""
@@ -53,20 +65,27 @@ class CryptoSerializer(Serializer):
 class CryptoDeserializer(Deserializer):
     """Opens records, waiting up to its bound for a missing key; never raises on bad bytes."""
 
+    __slots__ = ("_node", "_role", "wait", "_open")
+
     def __init__(self, node: KafkaCrypto, role: Role, wait: float) -> None:
         self._node = node
         self._role = role
         self.wait = wait
+        self._open = node.open  # bound once: this object is called for every record
 
-    def deserialize(self, topic: str, *args: Any) -> KafkaCryptoMessage | None:
-        data = args[-1] if args else None
+    def deserialize(self, topic: str, headers: Any = None, data: Any = _ABSENT) -> KafkaCryptoMessage | None:
+        """kafka-python's ``deserialize(topic, headers, data)``, or the older ``deserialize(topic, data)``."""
+        if data is _ABSENT:
+            data = headers
+        if type(data) is bytes:  # the hot path
+            return self._open(topic, self._role, data, self.wait, self)
         if data is None:
             return None
         if isinstance(data, KafkaCryptoMessage):
             if data.isCleartext(retry=False):
                 return data
             data = data.toWire()
-        return self._node.open(topic, self._role, bytes(data), self.wait, self)
+        return self._open(topic, self._role, bytes(data), self.wait, self)
 
     def retry(self, message: KafkaCryptoMessage) -> bytes | None:
         """A later, non-blocking attempt (``KafkaCryptoMessage.isCleartext()``)."""

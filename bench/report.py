@@ -1,0 +1,253 @@
+"""Turning results into the Markdown table, the targets verdict, the JSON file and the plot."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .common import SIZES, size_label
+
+
+def _fmt(value: float, scale: float = 1.0, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    v = value * scale
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.{digits}f}"
+
+
+def cell(summary: dict[str, float] | None, scale: float = 1.0, digits: int = 2) -> str:
+    """``median (min–max)`` of a summary dict."""
+    if not summary or not summary.get("n"):
+        return "n/a"
+    if summary["n"] == 1 or summary["min"] == summary["max"]:
+        return _fmt(summary["median"], scale, digits)
+    return (f"{_fmt(summary['median'], scale, digits)} ({_fmt(summary['min'], scale, digits)}–"
+            f"{_fmt(summary['max'], scale, digits)})")
+
+
+@dataclass
+class Target:
+    measure: str
+    wanted: str
+    value: float
+    met: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"measure": self.measure, "wanted": self.wanted, "median": self.value, "met": self.met}
+
+
+def _check(targets: list[Target], measure: str, summary: dict[str, float] | None, wanted: str,
+           ok: Callable[[float], bool]) -> str:
+    if not summary or not summary.get("n"):
+        return "not measured"
+    value = summary["median"]
+    met = bool(value == value and ok(value))
+    targets.append(Target(measure, wanted, value, met))
+    return f"{wanted} {'**met**' if met else '**NOT met**'}"
+
+
+def build(results: dict[str, Any]) -> tuple[str, list[Target]]:
+    """The Markdown report (one table plus notes) and the list of checked targets."""
+    targets: list[Target] = []
+    rows: list[tuple[str, str, str, str, str]] = []
+    kc_note = results.get("kafkacrypto_skipped")
+
+    serdes = results.get("serdes")
+    if serdes:
+        for size in sorted(int(s) for s in serdes["sizes"]):
+            entry = serdes["sizes"][str(size)]
+            t = entry["seconds_per_record"]
+            label = size_label(size)
+            rows.append((f"serializer, µs/record, {label}", cell(t.get("kafkaratchet serializer"), 1e6),
+                         cell(t.get("kafkacrypto serializer"), 1e6), "raw encrypt " + cell(t.get("raw encrypt"), 1e6),
+                         ""))
+            rows.append((f"deserializer, µs/record, {label}", cell(t.get("kafkaratchet deserializer"), 1e6),
+                         cell(t.get("kafkacrypto deserializer"), 1e6),
+                         "raw decrypt " + cell(t.get("raw decrypt"), 1e6), ""))
+            floor = 0.85 if size <= 1024 else 0.95
+            for kind in ("serializer", "deserializer"):
+                r = entry["ratio_to_raw"]
+                rows.append((f"{kind} throughput ÷ raw AEAD, {label}", cell(r.get(f"kafkaratchet {kind}")),
+                             cell(r.get(f"kafkacrypto {kind}")), "1.0",
+                             _check(targets, f"{kind} ÷ raw AEAD at {label}", r.get(f"kafkaratchet {kind}"),
+                                    f"≥ {floor}", lambda v, f=floor: v >= f)))
+        added = {who: sorted({e["bytes_added"].get(who) for e in serdes["sizes"].values()} - {None})
+                 for who in ("kafkaratchet", "kafkacrypto")}
+        ours_added = max(added["kafkaratchet"]) if added["kafkaratchet"] else float("nan")
+        rows.append(("bytes added per record", "–".join(str(v) for v in added["kafkaratchet"]) or "n/a",
+                     "–".join(str(v) for v in added["kafkacrypto"]) or "n/a", "16 (the tag)",
+                     _check(targets, "bytes added per record", {"median": ours_added, "n": 1}, "≤ 45",
+                            lambda v: v <= 45)))
+
+    e2e = results.get("e2e")
+    if e2e:
+        for size in sorted(int(s) for s in e2e["sizes"]):
+            entry = e2e["sizes"][str(size)]
+            label = size_label(size)
+            rps = entry["records_per_second"]
+            rows.append((f"end-to-end records/s, {label} ({e2e['records']:,} records)", cell(rps.get("kafkaratchet")),
+                         cell(rps.get("kafkacrypto")), "plaintext " + cell(rps.get("plaintext")), ""))
+            ratio = entry["ratio_to_plaintext"]
+            floor = {64: 0.9, 1024: 0.97}.get(size)
+            verdict = (_check(targets, f"end-to-end encrypted ÷ plaintext at {label}", ratio.get("kafkaratchet"),
+                              f"≥ {floor}", lambda v, f=floor: v >= f) if floor else "")
+            rows.append((f"end-to-end encrypted ÷ plaintext, {label}", cell(ratio.get("kafkaratchet")),
+                         cell(ratio.get("kafkacrypto")), "1.0", verdict))
+            cpu_ratio = entry.get("cpu_ratio_to_plaintext", {})
+            rows.append((f"end-to-end CPU, plaintext ÷ encrypted (producer + consumer), {label}",
+                         cell(cpu_ratio.get("kafkaratchet")), cell(cpu_ratio.get("kafkacrypto")), "1.0", ""))
+            cpu = entry["cpu_us_per_record"]
+            rows.append((f"end-to-end CPU µs/record producer + consumer, {label}",
+                         _cpu(cpu.get("kafkaratchet")), _cpu(cpu.get("kafkacrypto")),
+                         "plaintext " + _cpu(cpu.get("plaintext")), ""))
+            bad = entry["undecryptable"]
+            rows.append((f"end-to-end records not decrypted, {label}", str(bad.get("kafkaratchet", "n/a")),
+                         str(bad.get("kafkacrypto", "n/a")), "", ""))
+
+    kx = results.get("keyexchange")
+    if kx:
+        for name, v in kx["variants"].items():
+            runs = v["first_decrypted_s"]["n"]
+            rows.append((f"fresh consumer: subscribe → first decrypted record, s ({name}, {kx['runs']} runs)",
+                         cell(v["first_decrypted_s"], digits=3), "not measured¹", "",
+                         _check(targets, f"first decrypted record, median ({name})", v["first_decrypted_s"],
+                                "≤ 0.3 s", lambda m: m <= 0.3)))
+            worst = {"median": v["worst_s"] if runs == kx["runs"] else float("inf"), "n": 1}
+            rows.append((f"fresh consumer: worst of {kx['runs']}, s ({name})", _fmt(v["worst_s"], digits=3), "", "",
+                         _check(targets, f"first decrypted record, worst ({name})", worst, "≤ 1 s",
+                                lambda m: m <= 1.0)))
+            rows.append((f"fresh consumer: records undecryptable before the first decrypted ({name})",
+                         f"{v['undecryptable_before_first']} (in all {kx['records']} × {kx['runs']}: "
+                         f"{v['undecryptable_total']})", "", "",
+                         _check(targets, f"undecryptable before first ({name})",
+                                {"median": float(v["undecryptable_total"]), "n": 1}, "0", lambda m: m == 0)))
+
+    startup = results.get("startup")
+    if startup:
+        imp = startup["imports"]["seconds"]
+        rows.append(("`import kafkaratchet` (fresh interpreter), ms", cell(imp.get("import kafkaratchet"), 1e3),
+                     cell(imp.get("import kafkacrypto"), 1e3) + " (`import kafkacrypto`)", "",
+                     _check(targets, "import kafkaratchet", imp.get("import kafkaratchet"), "< 120 ms",
+                            lambda v: v < 0.120)))
+        rows.append(("`from kafkaratchet import KafkaCrypto` (node + kafka-python), ms",
+                     cell(imp.get("from kafkaratchet import KafkaCrypto"), 1e3), "", "", ""))
+        con = startup["construction"]["seconds"]
+        rows.append(("`KafkaCrypto(...)` construction, ms", cell(con.get("kafkaratchet KafkaCrypto()"), 1e3),
+                     cell(con.get("kafkacrypto KafkaCrypto()"), 1e3), "", ""))
+        rows.append(("`KafkaCrypto(...)` until `wait_ready()`, ms",
+                     cell(con.get("kafkaratchet KafkaCrypto() until wait_ready()"), 1e3), "", "", ""))
+
+    writers = results.get("writers")
+    if writers:
+        n, size = writers["threads"], writers["size"]
+        r = writers["records_per_second"]
+        rows.append((f"records/s sealing {size_label(size)}, 1 thread", cell(r.get("kafkaratchet, 1 thread")),
+                     cell(r.get("kafkacrypto, 1 thread")), "raw AEAD " + cell(r.get("raw AEAD, 1 thread")), ""))
+        rows.append((f"records/s sealing {size_label(size)}, {n} threads on one KafkaCrypto",
+                     cell(r.get(f"kafkaratchet, {n} threads")), cell(r.get(f"kafkacrypto, {n} threads")),
+                     "raw AEAD " + cell(r.get(f"raw AEAD, {n} threads")), ""))
+        s = writers["speedup"]
+        rows.append((f"{n} threads ÷ 1 thread, {size_label(size)} ({writers['cpus']} CPUs)",
+                     cell(s.get("kafkaratchet")), cell(s.get("kafkacrypto")), "raw AEAD " + cell(s.get("raw AEAD")),
+                     _check(targets, f"{n} threads ÷ 1 thread at {size_label(size)}", s.get("kafkaratchet"),
+                            "≥ 1.5", lambda v: v >= 1.5)))
+
+    lines = ["| measure | kafkaratchet | kafkacrypto 0.9.11.3 | raw limit / plaintext | target |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
+    met = sum(t.met for t in targets)
+    lines.append("")
+    lines.append(f"Targets met: {met} of {len(targets)}. Cells are median (min–max) over interleaved repetitions; "
+                 "ratios are taken within each repetition. Absolute times are for information only.")
+    if kx:
+        lines.append("")
+        lines.append("¹ kafkacrypto's key exchange needs chains signed by a provisioned root of trust (its "
+                     "provisioning tools); the bench does not provision those, so it is not measured here.")
+    if kc_note:
+        lines.append("")
+        lines.append(f"kafkacrypto comparisons skipped: {kc_note}")
+    return "\n".join(lines), targets
+
+
+def _cpu(pair: dict[str, Any] | None) -> str:
+    if not pair:
+        return "n/a"
+    return f"{_fmt(pair['producer']['median'])} + {_fmt(pair['consumer']['median'])}"
+
+
+def write(results: dict[str, Any], directory: Path, stem: str, markdown: str) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    json_path = directory / f"{stem}.json"
+    json_path.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    written.append(json_path)
+    md_path = directory / f"{stem}.md"
+    meta = results.get("meta", {})
+    header = [f"# kafkaratchet benchmark, {meta.get('date', stem)}", "",
+              f"Machine: {meta.get('machine', '?')}, {meta.get('cpus', '?')} CPUs, Python {meta.get('python', '?')}, "
+              f"kafka-python {meta.get('kafka_python', '?')}, PyNaCl {meta.get('pynacl', '?')}, "
+              f"crc32c extension: {meta.get('crc32c', '?')}, kafkacrypto: {meta.get('kafkacrypto', 'absent')}.",
+              f"Command: `{meta.get('command', 'python -m bench').strip()}` ({meta.get('seconds', '?')} s; "
+              f"load average at start {meta.get('load_average_at_start', float('nan')):.1f})", "", ""]
+    md_path.write_text("\n".join(header) + markdown + "\n", encoding="utf-8")
+    written.append(md_path)
+    plot = _plot(results, directory / f"{stem}.png")
+    if plot is not None:
+        written.append(plot)
+    return written
+
+
+def _plot(results: dict[str, Any], path: Path) -> Path | None:
+    serdes = results.get("serdes")
+    if not serdes:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    sizes = sorted(int(s) for s in serdes["sizes"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    lines = {"encrypt": [("raw encrypt", "raw XChaCha20-Poly1305 (PyNaCl)", "k--"),
+                         ("kafkaratchet serializer", "kafkaratchet", "C0o-"),
+                         ("kafkacrypto serializer", "kafkacrypto 0.9.11.3", "C3s-")],
+             "decrypt": [("raw decrypt", "raw XChaCha20-Poly1305 (PyNaCl)", "k--"),
+                         ("kafkaratchet deserializer", "kafkaratchet", "C0o-"),
+                         ("kafkacrypto deserializer", "kafkacrypto 0.9.11.3", "C3s-")]}
+    for ax, (title, series) in zip(axes, lines.items(), strict=True):
+        for key, label, style in series:
+            xs, ys = [], []
+            for size in sizes:
+                t = serdes["sizes"][str(size)]["seconds_per_record"].get(key)
+                if t and t.get("n"):
+                    xs.append(size)
+                    ys.append(size / t["median"] / 1e6)
+            if xs:
+                ax.plot(xs, ys, style, label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(sizes, [size_label(s) for s in sizes])
+        ax.set_xlabel("record size")
+        ax.set_title("serializer (seal)" if title == "encrypt" else "deserializer (open)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("throughput, MB/s (median)")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["build", "write", "cell", "Target", "SIZES"]
