@@ -39,6 +39,7 @@ from .keyring import KeyRing
 from .message import KafkaCryptoMessage
 from .ratchet import DataKey, Ratchet
 from .sealing import Role, is_sealed, key_id_of, open_sealed, seal
+from .secretfile import remove_stale_temps
 from .settings import NodeSettings
 from .store import KafkaCryptoStore
 
@@ -81,7 +82,7 @@ class _RateLimiter:
 class _Want:
     """Key ids of one root some deserializer is waiting for."""
 
-    key_ids: set[bytes] = field(default_factory=set)
+    key_ids: dict[bytes, float] = field(default_factory=dict)  # key id -> when it was last wanted
     last_wanted: float = 0.0
     next_request: float = 0.0
     retry: float = 1.0
@@ -117,9 +118,12 @@ class KafkaCrypto:
         self._identity = self.credentials.identity
         self._trust = self.credentials.trust
         seed_path = Path(seed) if seed else store.secret_path("ratchet", ".seed")
+        archive_path = store.secret_path("keyarchive", ".keys")
+        for path in (store.path, seed_path, archive_path):
+            # a write killed before its rename may have left an old seed or an erased key in a temp file
+            remove_stale_temps(path.parent, [path.name])
         self._ratchet = Ratchet(seed_path) if seed_path.exists() else Ratchet.create(seed_path)
-        self._ring = KeyRing(store.secret_path("keyarchive", ".keys"),
-                             derive_subkey(self._identity, b"kr-key-archive"))
+        self._ring = KeyRing(archive_path, derive_subkey(self._identity, b"kr-key-archive"))
 
         self._kp = kp
         self._kc = kc
@@ -387,8 +391,8 @@ class KafkaCrypto:
             want = self._wants.setdefault(root, _Want(retry=self.settings.request_retry))
             now = time.monotonic()
             if key_id not in want.key_ids:
-                want.key_ids.add(key_id)
                 want.next_request = min(want.next_request, now) if want.next_request else now
+            want.key_ids[key_id] = now
             want.last_wanted = now
 
     def _follow_management_topics(self) -> None:
@@ -450,7 +454,8 @@ class KafkaCrypto:
     def _send_due_requests(self) -> None:
         now = time.monotonic()
         for root, want in list(self._wants.items()):
-            want.key_ids = {k for k in want.key_ids if self._ring.get(root, k) is None}
+            want.key_ids = {k: t for k, t in want.key_ids.items()
+                            if self._ring.get(root, k) is None and now - t <= _WANT_TTL}
             if not want.key_ids or now - want.last_wanted > _WANT_TTL:
                 del self._wants[root]
                 continue
@@ -461,7 +466,9 @@ class KafkaCrypto:
                 else:
                     want.next_request = now + _MAX_RETRY
 
-    def _request(self, root: str, key_ids: set[bytes]) -> bool:
+    def _request(self, root: str, wanted: dict[bytes, float]) -> bool:
+        # the most recently wanted ids first: bogus ids written into a data topic cannot crowd out a real one
+        key_ids = sorted(wanted, key=wanted.__getitem__, reverse=True)[:kx.MAX_KEY_IDS]
         found = self.credentials.chain_for(Usage.CONSUME, root)
         direct = found is not None
         if found is None:
@@ -483,7 +490,7 @@ class KafkaCrypto:
         if not self._follow(root + self.settings.keys_suffix, "end"):
             return False  # cannot pin where answers will appear yet: try again later
         kems = [KemPrivateKey(kem) for kem in self._kems]
-        request = kx.make_request(self._identity, chain, root, sorted(key_ids), kems)
+        request = kx.make_request(self._identity, chain, root, key_ids, kems)
         self._pending[request.request_id] = _Pending(root, frozenset(key_ids), {k.kem: k for k in kems},
                                                      time.monotonic())
         while len(self._pending) > _MAX_PENDING:
@@ -508,6 +515,9 @@ class KafkaCrypto:
         except KafkaRatchetError as exc:
             if self._limiter.allow(("bad-input", topic, type(exc).__name__)):
                 log.info("ignored a message on %s: %s", topic, exc)
+        except Exception as exc:  # a bug must cost this one record, not the valid ones behind it
+            if self._limiter.allow(("bug", topic, type(exc).__name__)):
+                log.error("unexpected %s handling a message on %s (ignored): %s", type(exc).__name__, topic, exc)
 
     def _on_request(self, topic: str, value: bytes) -> None:
         message = kx.parse(value)

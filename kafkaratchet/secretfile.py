@@ -9,13 +9,16 @@ copy of a secret is ever left behind.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import secrets
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["write_atomic", "read_secret", "fsync_directory"]
+__all__ = ["write_atomic", "read_secret", "fsync_directory", "remove_stale_temps"]
 
 _TEMP_SUFFIX = ".kr-tmp"
 
@@ -75,3 +78,24 @@ def read_secret(path: str | os.PathLike[str], *, max_size: int = 1 << 20) -> byt
         return target.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read secret file {target}: {exc.strerror}") from None
+
+
+def remove_stale_temps(directory: str | os.PathLike[str], names: Iterable[str], *, older_than: float = 60.0) -> int:
+    """Delete temp files that a write killed before its rename left behind for ``names``.
+
+    They may hold a secret that has since been replaced or erased (an old seed, an
+    expired key), so a node removes them at start. Only files older than
+    ``older_than`` seconds go: a write in flight right now is left alone.
+    """
+    removed = 0
+    cutoff = time.time() - older_than
+    base = Path(directory)
+    for name in names:
+        for temp in base.glob(f".{glob.escape(name)}.*{_TEMP_SUFFIX}"):
+            try:
+                if temp.is_file() and not temp.is_symlink() and temp.stat().st_mtime < cutoff:
+                    temp.unlink()
+                    removed += 1
+            except OSError:
+                continue
+    return removed

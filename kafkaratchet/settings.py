@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -59,14 +60,21 @@ class NodeSettings:
                     if not isinstance(raw, bool):
                         raise ValueError(raw)
                     values[spec.name] = raw
+                elif kind in (int, float):
+                    number = kind(raw)
+                    if not math.isfinite(number) or number < 0:
+                        raise ValueError(raw)
+                    values[spec.name] = number
                 else:
                     values[spec.name] = kind(raw)
-            except (TypeError, ValueError):
-                raise ConfigError(f"[crypto] {spec.name} = {raw!r} is not a valid {kind.__name__}") from None
+            except (TypeError, ValueError, OverflowError):
+                what = "non-negative number" if kind in (int, float) else kind.__name__
+                raise ConfigError(f"[crypto] {spec.name} = {str(raw)[:40]!r} is not a valid {what}") from None
         settings = cls(**values)
         settings.kem_types()  # validate now, not on the first key request
-        if settings.key_wait_interval < 0 or settings.max_key_wait_intervals < 0:
-            raise ConfigError("[crypto] key wait settings must not be negative")
+        for name in ("ratchet_interval", "key_max_age", "request_max_age", "request_retry"):
+            if getattr(settings, name) <= 0:
+                raise ConfigError(f"[crypto] {name} must be positive")
         return settings
 
     def kem_types(self) -> tuple[KemType, ...]:

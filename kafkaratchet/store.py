@@ -24,6 +24,7 @@ import configparser
 import io
 import logging
 import os
+import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,11 +33,13 @@ from typing import Any
 from .errors import ConfigError
 from .secretfile import write_atomic
 
-__all__ = ["KafkaCryptoStore", "parse_value"]
+__all__ = ["KafkaCryptoStore", "parse_value", "NODE_ID"]
 
 log = logging.getLogger(__name__)
 
 _CONFIG_MODE = 0o644
+#: what a node id may be: it is also the stem of the node's file names
+NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def parse_value(text: str) -> Any:
@@ -83,6 +86,10 @@ class KafkaCryptoStore:
         node_id = nodeID or self._config.defaults().get("node_id")
         if not node_id:
             raise ConfigError(f"config file {self.path} has no node_id in its DEFAULT section")
+        if not NODE_ID.fullmatch(node_id):
+            # the node id names the secret files: keep it a short, portable file name
+            raise ConfigError(f"config file {self.path}: node_id must be 1-128 letters, digits, '.', '_' or '-', "
+                              "starting with a letter or digit")
         if nodeID and self._config.defaults().get("node_id") not in (None, nodeID):
             raise ConfigError(f"config file {self.path} is for node "
                               f"{self._config.defaults()['node_id']!r}, not {nodeID!r}")
@@ -134,7 +141,11 @@ class KafkaCryptoStore:
         configured = self.load_value(option, "crypto")
         name = str(configured) if configured else f"{self.node_id}{suffix}"
         path = Path(name)
-        return path if path.is_absolute() else self.directory / path
+        path = path if path.is_absolute() else self.directory / path
+        encoded = os.fsencode(path)
+        if b"\0" in encoded or len(encoded) > 4096 or any(len(part) > 255 for part in encoded.split(b"/")):
+            raise ConfigError(f"{self.path}: [crypto] {option} is not a usable file name")
+        return path
 
     # -- kafkacrypto API ----------------------------------------------------------------------------
     def get_kafka_config(self, use: str, extra: str | None = None) -> dict[str, Any]:
