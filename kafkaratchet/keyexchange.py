@@ -37,6 +37,7 @@ MAX_ROOT = 249
 _CONTEXTS = {1: b"kr-request-v1", 2: b"kr-forward-v1", 3: b"kr-answer-v1"}
 _KEYS_AAD = b"kr-keys-v1"
 _NONCE_SIZE = 24
+_TAG_SIZE = 16
 
 
 class Kind(enum.IntEnum):
@@ -158,13 +159,28 @@ def _parse_answer_body(body: bytes, chain: Chain, signature: bytes, raw: bytes) 
         kem=kem,
         kem_ciphertext=wire.expect_bytes(fields[5], "answer KEM ciphertext", size=ciphertext_size(kem)),
         nonce=wire.expect_bytes(fields[6], "answer nonce", size=_NONCE_SIZE),
-        sealed_keys=wire.expect_bytes(fields[7], "answer sealed keys",
-                                      max_size=MAX_KEY_IDS * 64 + 64),
+        sealed_keys=_sealed_keys(fields[7]),
     )
 
 
+def _sealed_keys(value: object) -> bytes:
+    sealed = wire.expect_bytes(value, "answer sealed keys", max_size=MAX_KEY_IDS * 64 + 64)
+    if len(sealed) < _TAG_SIZE:
+        # shorter than a Poly1305 tag: libsodium would raise a bare ValueError on it
+        raise FormatError(f"answer sealed keys: {len(sealed)} bytes is shorter than a {_TAG_SIZE}-byte tag")
+    return sealed
+
+
 def parse(data: bytes) -> KeyRequest | ForwardedRequest | KeyAnswer:
-    """Decode any key-exchange message (signatures and chains are not checked here)."""
+    """Decode any key-exchange message (signatures and chains are not checked here).
+
+    Outside bytes: anything malformed is a FormatError (UnsupportedVersionError for an unknown
+    version or kind), never another exception, and the work done is linear in ``len(data)``.
+    """
+    return _parse(data, forwarded=True)
+
+
+def _parse(data: bytes, *, forwarded: bool) -> KeyRequest | ForwardedRequest | KeyAnswer:
     outer = wire.expect_list(wire.unpack(data), "key-exchange message", min_size=1)
     version = wire.expect_int(outer[0], "key-exchange version")
     if version != VERSION:
@@ -182,7 +198,12 @@ def parse(data: bytes) -> KeyRequest | ForwardedRequest | KeyAnswer:
         return _parse_request_body(body, chain, signature, bytes(data))
     if kind is Kind.ANSWER:
         return _parse_answer_body(body, chain, signature, bytes(data))
-    inner = parse(body)
+    if not forwarded:
+        # Only one level of forwarding exists. Refusing a forward inside a forward *before*
+        # decoding it keeps parsing linear: a 1 MiB message of ~4,000 nested forwards used to
+        # cost seconds of CPU and end in RecursionError (tests/unit/test_fuzz_keyexchange.py).
+        raise FormatError("a forwarded request must wrap a plain request")
+    inner = _parse(body, forwarded=False)
     if not isinstance(inner, KeyRequest):
         raise FormatError("a forwarded request must wrap a plain request")
     return ForwardedRequest(body=body, chain=chain, signature=signature, raw=bytes(data), inner=inner)
@@ -211,12 +232,19 @@ def _keys_aad(request_id: bytes, root: str, requester: bytes) -> bytes:
 
 def make_answer(identity: SigningIdentity, chain: Chain, request: KeyRequest | ForwardedRequest,
                 keys: Iterable[WrappedKey], *, now: float | None = None) -> KeyAnswer:
-    """Wrap ``keys`` to the requester's ephemeral key, using the strongest KEM both sides have."""
+    """Wrap ``keys`` to the requester's ephemeral key, using the strongest KEM both sides have.
+
+    At most :data:`MAX_KEY_IDS` keys travel in one answer (the newest, when a request that names
+    no key ids meets a producer holding more), so an answer always fits what :func:`parse` accepts.
+    """
     inner = request.inner if isinstance(request, ForwardedRequest) else request
+    chosen = list(keys)
+    if len(chosen) > MAX_KEY_IDS:
+        chosen = sorted(chosen, key=lambda k: k.created, reverse=True)[:MAX_KEY_IDS]
     kem = max(inner.kem_publics)
     ciphertext, shared = encapsulate(kem, inner.kem_publics[kem])
     nonce = os.urandom(_NONCE_SIZE)
-    plaintext = wire.pack([[k.key_id, k.key, int(k.created)] for k in keys])
+    plaintext = wire.pack([[k.key_id, k.key, int(k.created)] for k in chosen])
     sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
         plaintext, _keys_aad(inner.request_id, inner.root, inner.signer), nonce, shared)
     timestamp = int((time.time() if now is None else now) * 1000)
@@ -235,7 +263,7 @@ def open_answer(answer: KeyAnswer, kems: Mapping[KemType, KemPrivateKey]) -> lis
     try:
         plaintext = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
             answer.sealed_keys, _keys_aad(answer.request_id, answer.root, answer.requester), answer.nonce, shared)
-    except nacl.exceptions.CryptoError:
+    except (nacl.exceptions.CryptoError, ValueError, TypeError):
         raise DecryptionError("answer's keys do not open under our ephemeral key") from None
     keys = []
     for item in wire.expect_list(wire.unpack(plaintext), "answer keys", min_size=1):

@@ -532,7 +532,6 @@ class KafkaCrypto:
         keys = self._ring.own(root, inner.key_ids)
         if not keys:
             return  # someone else's keys
-        self._remember(message.request_id)
         try:
             requester = kx.verify_request(message, self._trust, max_age=self.settings.request_max_age)
         except KafkaRatchetError as exc:
@@ -540,6 +539,9 @@ class KafkaCrypto:
             if self._limiter.allow(("refused", who, root)):
                 log.warning("refused key request from %s for root %s: %s", who, root, exc)
             return
+        # remembered only once verified: a forged copy carrying a genuine request's id (read first from
+        # another partition) must not suppress the answer to the genuine one
+        self._remember(message.request_id)
         mine = self.credentials.chain_for(Usage.PRODUCE, root)
         if mine is None:
             if self._limiter.allow(("no-produce", root)):

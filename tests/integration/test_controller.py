@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from kafkaratchet import keyexchange as kx
+from kafkaratchet.broker import EmbeddedBroker
 from kafkaratchet.controller import KafkaCryptoController
 from kafkaratchet.credentials import Credentials
 from kafkaratchet.kem import KemPrivateKey, KemType
@@ -24,6 +26,18 @@ from kafkaratchet.store import KafkaCryptoStore
 from .nodes import Cluster, drain
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def kafka_bootstrap() -> Iterator[str]:
+    """A broker of these tests' own (unless a cluster is given): a controller's pattern subscription
+    covers every R.subs topic, and the other tests' leftover topics would only slow its rebalances."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap_servers
 
 
 def start_controller(cluster: Cluster, store: KafkaCryptoStore, group: str) -> tuple[KafkaCryptoController, list[Any]]:

@@ -1,0 +1,173 @@
+"""Fuzzing trust updates (allowlist/denylist), chain updates, and the node's management-topic handler.
+
+The last test feeds hostile variants of every management message (requests, forwarded requests,
+answers, trust updates, chains) to the exact handler the management thread runs,
+``KafkaCrypto._dispatch``, which must never raise, and must only act (answer, install a key, change
+its trust store) on authentic input.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kafkaratchet import keyexchange as kx
+from kafkaratchet.certs import Chain, TrustStore, TrustUpdate, issue_certificate, make_trust_update
+from kafkaratchet.errors import FormatError, KafkaRatchetError
+from kafkaratchet.kem import KemPrivateKey, KemType
+from kafkaratchet.node import _Pending
+from kafkaratchet.sealing import Role
+
+from .test_fuzz_support import (
+    NOW,
+    budget,
+    hostile,
+    hostile_bytes,
+    ident,
+    make_world,
+    outcome,
+    scratch,
+    seeds,
+    start_stub_node,
+)
+
+__all__ = ["scratch"]
+
+WORLD = make_world()
+ALLOW = make_trust_update("allow", WORLD.admin, WORLD.admin_chain, ident(50).public_key, cert_usages=["consume"],
+                          topics=["fz"], not_before=NOW - 100)
+DENY = make_trust_update("deny", WORLD.admin, WORLD.admin_chain, ident(51).public_key, not_before=NOW - 100)
+SELF_DENY = make_trust_update("deny", ident(52), None, ident(52).public_key, not_before=NOW - 100)
+WIDE_ALLOW = make_trust_update("allow", WORLD.consumer, WORLD.consumer_chain, ident(53).public_key)
+UPDATES = [ALLOW, DENY, SELF_DENY, WIDE_ALLOW]
+AUTHENTIC_ENTRIES = {u.entry for u in UPDATES}
+
+
+@budget(3000)
+@given(hostile(*(u.encode() for u in UPDATES)))
+def test_fuzz_trust_update_decode_and_apply(data: bytes) -> None:
+    update = outcome(TrustUpdate.decode, data)
+    if isinstance(update, KafkaRatchetError):
+        assert isinstance(update, FormatError)
+        return
+    store = TrustStore([WORLD.root_cert])
+    before = (store.roots, store.denied)
+    changed = outcome(store.apply, update, now=NOW)
+    if isinstance(changed, KafkaRatchetError):
+        assert (store.roots, store.denied) == before, "an invalid update left the store changed"
+        return
+    assert changed in (True, False)
+    if changed:
+        assert update.entry in AUTHENTIC_ENTRIES, "a forged trust update was applied"
+        assert update.entry is not WIDE_ALLOW.entry
+
+
+def test_valid_updates_apply_and_the_wide_one_is_refused() -> None:
+    store = TrustStore([WORLD.root_cert])
+    assert store.apply(ALLOW, now=NOW) and store.apply(DENY, now=NOW) and store.apply(SELF_DENY, now=NOW)
+    assert isinstance(outcome(store.apply, WIDE_ALLOW, now=NOW), KafkaRatchetError)
+
+
+# --------------------------------------------------------------------------- the node's handler
+
+@pytest.fixture(scope="module")
+def node(scratch: Path) -> Any:
+    crypto = start_stub_node(scratch / "trust", WORLD)
+    crypto.seal("fz", Role.VALUE, b"first record")  # now it holds a key for root fz ...
+    crypto._produce_roots.add("fz")  # ... and answers for it (what the thread's "produce" command does)
+    return crypto
+
+
+class _Messages:
+    """Valid management messages for the stub node, made at the real current time."""
+
+    def __init__(self, node: Any) -> None:
+        now = time.time()
+        own = [k.key_id for k in node._ring.own_keys()]
+        self.request = kx.make_request(WORLD.consumer, WORLD.consumer_chain, "fz", own,
+                                       [KemPrivateKey(KemType.X25519)], now=now)
+        sub = kx.make_request(WORLD.subscriber, WORLD.subscriber_chain, "fz", own, [KemPrivateKey(KemType.X25519)],
+                              now=now)
+        self.forward = kx.forward_request(WORLD.controller, WORLD.controller_chain, sub)
+        self.kems = [KemPrivateKey(KemType.X25519)]
+        self.wanted = b"\x77" * 8
+        self.own_request = kx.make_request(WORLD.node, WORLD.node_chain, "fz", [self.wanted], self.kems, now=now)
+        self.answer = kx.make_answer(WORLD.producer, WORLD.producer_chain, self.own_request,
+                                     [kx.WrappedKey(self.wanted, b"\x55" * 32, int(now))], now=now)
+        renewed = issue_certificate(WORLD.root, WORLD.node.public_key, usages=["produce", "consume"],
+                                    topics=["fz", "^fz-[0-9]+"], expiry=int(now) + 86_400 * 30)
+        self.chain = Chain.of(renewed)
+        self.authentic_requests = {self.request.body, self.forward.body}
+        self.by_topic: dict[str, list[bytes]] = {
+            "fz.reqs": [self.request.raw, self.forward.raw],
+            "fz.keys": [self.answer.raw],
+            "allowlist": [ALLOW.encode(), SELF_DENY.encode()],
+            "denylist": [DENY.encode(), SELF_DENY.encode()],
+            "chains": [self.chain.encode(), WORLD.node_chain.encode()],
+        }
+
+
+@pytest.fixture(scope="module")
+def messages(node: Any) -> _Messages:
+    return _Messages(node)
+
+
+@budget(3000)
+@given(st.sampled_from(["fz.reqs", "fz.keys", "allowlist", "denylist", "chains", "fz.subs", "fz"]), seeds)
+def test_fuzz_management_thread_handler(node: Any, messages: _Messages, topic: str, seed: int) -> None:
+    rng = random.Random(seed)
+    valid = messages.by_topic.get(topic) or [v for vs in messages.by_topic.values() for v in vs]
+    value = hostile_bytes(rng.choice(valid), rng) if rng.random() < 0.97 else None
+    # every example starts from the same state: request ids unseen, our own request open, key not installed
+    node._seen.clear()
+    node._pending[messages.own_request.request_id] = _Pending(
+        "fz", frozenset([messages.wanted]), {k.kem: k for k in messages.kems}, time.monotonic())
+    node._ring._received.pop(("fz", messages.wanted), None)
+    sent_before = len(node._kp.sent)
+    start = time.perf_counter()
+    node._dispatch(topic, value)  # must not raise: not even a KafkaRatchetError gets out of it
+    assert time.perf_counter() - start < 2.0
+    answered = node._kp.sent[sent_before:]
+    if answered:
+        parsed = kx.parse(value)  # type: ignore[arg-type]
+        assert topic == "fz.reqs" and parsed.body in messages.authentic_requests, "answered a forged request"
+    installed = node._ring.get("fz", messages.wanted)
+    if installed is not None:
+        assert topic == "fz.keys" and kx.parse(value).body == messages.answer.body  # type: ignore[arg-type]
+        assert installed == b"\x55" * 32
+
+
+def test_handler_acts_on_the_valid_messages(node: Any, messages: _Messages) -> None:
+    """The fuzz test above is only meaningful if the unmodified messages do get through."""
+    node._seen.clear()
+    before = len(node._kp.sent)
+    node._dispatch("fz.reqs", messages.request.raw)
+    node._dispatch("fz.reqs", messages.forward.raw)
+    assert len(node._kp.sent) == before + 2
+    node._dispatch("fz.reqs", messages.request.raw)  # a replay gets nothing
+    assert len(node._kp.sent) == before + 2
+    node._pending[messages.own_request.request_id] = _Pending(
+        "fz", frozenset([messages.wanted]), {k.kem: k for k in messages.kems}, time.monotonic())
+    node._ring._received.pop(("fz", messages.wanted), None)
+    node._dispatch("fz.keys", messages.answer.raw)
+    assert node._ring.get("fz", messages.wanted) == b"\x55" * 32
+    node._dispatch("denylist", DENY.encode())
+    assert node._trust.is_denied(ident(51).public_key)
+
+
+@budget(1500)
+@given(hostile(*(u.encode() for u in UPDATES)), seeds)
+def test_fuzz_trust_topics_keep_the_store_consistent(node: Any, data: bytes, seed: int) -> None:
+    """Whatever arrives on allowlist/denylist, what the node persisted matches what it trusts."""
+    topic = random.Random(seed).choice(["allowlist", "denylist"])
+    node._dispatch(topic, data)
+    denied_on_disk = {bytes.fromhex(k) for k in node.store.load_section("denylist")}
+    roots_on_disk = {bytes.fromhex(k) for k in node.store.load_section("allowlist")}
+    assert denied_on_disk == node._trust.denied, "every live denial is persisted, and nothing else"
+    assert roots_on_disk == set(node._trust.roots), "every live root is persisted, and nothing else"
