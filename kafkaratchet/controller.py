@@ -19,7 +19,6 @@ import os
 import re
 import signal
 import threading
-import time
 from typing import Any
 
 from . import keyexchange as kx
@@ -160,14 +159,7 @@ class KafkaCryptoController:
             requester, request_id = fingerprint(message.signer), message.request_id.hex()[:8]
             if message.root != root:
                 raise KeyExchangeError(f"request for root {message.root!r} on {topic}")
-            checked = self.credentials.trust.validate(message.chain)
-            if not checked.allows(Usage.CONSUME, root):
-                checked.require(Usage.SUBSCRIBE, root)
-            message.check_signature(kx.Kind.REQUEST)
-            age = time.time() - message.timestamp_ms / 1000
-            skew = self.settings.clock_skew
-            if age > self.settings.request_max_age + skew or age < -skew:
-                raise KeyExchangeError(f"request is stale or from the future ({age:.0f} s old)")
+            kx.verify_subscription(message, self.credentials.trust, max_age=self.settings.request_max_age)
             mine = self.credentials.chain_for(Usage.CONTROLLER, root)
             if mine is None:
                 raise KeyExchangeError("this controller has no valid chain with controller usage for the root")

@@ -27,7 +27,7 @@ from .ratchet import KEY_ID_SIZE, KEY_SIZE
 __all__ = [
     "Kind", "KeyRequest", "ForwardedRequest", "KeyAnswer", "WrappedKey", "make_request", "forward_request",
     "make_answer", "open_answer", "parse", "verify_request", "verify_answer", "REQUEST_ID_SIZE", "MAX_KEY_IDS",
-    "describe",
+    "describe", "verify_subscription",
 ]
 
 VERSION = 1
@@ -294,16 +294,24 @@ def verify_request(request: KeyRequest | ForwardedRequest, trust: TrustStore, *,
         controller = trust.validate(request.chain, now=now)
         controller.require(Usage.CONTROLLER, request.root)
         request.check_signature(Kind.FORWARD)
-        inner = request.inner
-        requester = trust.validate(inner.chain, now=now)
-        if not requester.allows(Usage.CONSUME, inner.root):
-            requester.require(Usage.SUBSCRIBE, inner.root)
-    else:
-        inner = request
-        requester = trust.validate(inner.chain, now=now)
-        requester.require(Usage.CONSUME, inner.root)
-    inner.check_signature(Kind.REQUEST)
-    _check_fresh(inner.timestamp_ms, now, max_age, trust.skew, "request")
+        return verify_subscription(request.inner, trust, max_age=max_age, now=now)
+    requester = trust.validate(request.chain, now=now)
+    requester.require(Usage.CONSUME, request.root)
+    request.check_signature(Kind.REQUEST)
+    _check_fresh(request.timestamp_ms, now, max_age, trust.skew, "request")
+    return requester
+
+
+def verify_subscription(request: KeyRequest, trust: TrustStore, *, max_age: float,
+                        now: float | None = None) -> ValidatedChain:
+    """The requester's validated chain, if a controller may vouch for this request: ``subscribe`` or
+    ``consume`` for its root, a good signature, fresh. KafkaRatchetError if not."""
+    now = time.time() if now is None else now
+    requester = trust.validate(request.chain, now=now)
+    if not requester.allows(Usage.CONSUME, request.root):
+        requester.require(Usage.SUBSCRIBE, request.root)
+    request.check_signature(Kind.REQUEST)
+    _check_fresh(request.timestamp_ms, now, max_age, trust.skew, "request")
     return requester
 
 
