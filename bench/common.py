@@ -193,24 +193,6 @@ class RunningNode:
         self.close()
 
 
-def assign_all(consumer: Any, topic: str, timeout: float = 30.0, *, beginning: bool = True) -> list[Any]:
-    """Assign every partition of ``topic`` (waiting for it to exist) and seek to the beginning."""
-    from kafka import TopicPartition
-
-    deadline = time.monotonic() + timeout
-    partitions = consumer.partitions_for_topic(topic)
-    while not partitions and time.monotonic() < deadline:
-        time.sleep(0.02)
-        partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        raise RuntimeError(f"topic {topic} did not appear within {timeout:.0f} s")
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    consumer.assign(tps)
-    if beginning:
-        consumer.seek_to_beginning(*tps)
-    return tps
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}{os.urandom(4).hex()}"
 

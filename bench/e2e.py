@@ -25,7 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .common import Summary, assign_all, interleave, paired_ratios, quiet_kafka, size_label, unique
+from kafkaratchet.clients import assign_all
+
+from .common import Summary, interleave, paired_ratios, quiet_kafka, size_label, unique
 
 MODES = ("plaintext", "kafkaratchet", "kafkacrypto")
 _TIMEOUT = 180.0

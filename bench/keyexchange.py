@@ -24,7 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .common import RunningNode, Summary, Trust, assign_all, quiet_kafka, unique
+from kafkaratchet.clients import assign_all
+
+from .common import RunningNode, Summary, Trust, quiet_kafka, unique
 
 _TIMEOUT = 120.0
 

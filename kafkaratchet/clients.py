@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import kafka
 
-__all__ = ["KafkaProducer", "KafkaConsumer"]
+__all__ = ["KafkaProducer", "KafkaConsumer", "assign_all"]
 
 
 class KafkaProducer(kafka.KafkaProducer):  # type: ignore[misc]
@@ -25,3 +26,22 @@ class KafkaConsumer(kafka.KafkaConsumer):  # type: ignore[misc]
         current.add(partition)
         self.assign(list(current))
         self.seek(partition, offset)
+
+
+def assign_all(consumer: Any, topic: str, timeout: float = 30.0, *, beginning: bool = True) -> list[Any]:
+    """Assign every partition of ``topic`` (waiting for it to exist), from the beginning unless told not to.
+
+    For consumers that need no group: the demo, the benchmarks, anything reading a whole topic.
+    """
+    deadline = time.monotonic() + timeout
+    partitions = consumer.partitions_for_topic(topic)
+    while not partitions and time.monotonic() < deadline:
+        time.sleep(0.02)  # no metadata event to await: the topic appears when its first record is written
+        partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise RuntimeError(f"topic {topic} did not appear within {timeout:.0f} s")
+    tps = [kafka.TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    if beginning:
+        consumer.seek_to_beginning(*tps)
+    return tps

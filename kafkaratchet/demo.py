@@ -43,22 +43,8 @@ class DemoResult:
         return self.decrypted == self.records and self.raw_plaintext_leaks == 0 and self.raw_checked > 0
 
 
-def _assign_all(consumer: Any, topic: str, timeout: float = 30.0) -> None:
-    from kafka import TopicPartition
-
-    deadline = time.monotonic() + timeout
-    partitions = consumer.partitions_for_topic(topic)
-    while not partitions and time.monotonic() < deadline:
-        time.sleep(0.05)
-        partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        raise RuntimeError(f"topic {topic} did not appear within {timeout:.0f} s")
-    consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
-    consumer.seek_to_beginning()
-
-
 def run_demo(bootstrap: str, workdir: Path, records: int, size: int, out: Any) -> DemoResult:
-    from .clients import KafkaConsumer, KafkaProducer
+    from .clients import KafkaConsumer, KafkaProducer, assign_all
     from .node import KafkaCrypto
 
     root = SigningIdentity.generate()
@@ -102,7 +88,7 @@ def run_demo(bootstrap: str, workdir: Path, records: int, size: int, out: Any) -
                                  value_deserializer=consumer_node.getValueDeserializer(),
                                  key_deserializer=consumer_node.getKeyDeserializer())
         started = time.monotonic()
-        _assign_all(consumer, topic)
+        assign_all(consumer, topic)
         first: float | None = None
         decrypted = undecryptable = 0
         deadline = time.monotonic() + 60 + records / 500
@@ -123,7 +109,7 @@ def run_demo(bootstrap: str, workdir: Path, records: int, size: int, out: Any) -
         raw = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         raw_checked = leaks = 0
         try:
-            _assign_all(raw, topic)
+            assign_all(raw, topic)
             deadline = time.monotonic() + 30
             while raw_checked < records and time.monotonic() < deadline:
                 for batch in raw.poll(timeout_ms=200).values():
