@@ -79,6 +79,18 @@ def test_limited_consumer_decrypts_only_while_a_controller_runs(cluster: Cluster
             client.close()
 
 
+def _wait_for_group(controllers: list[KafkaCryptoController], topic: str, timeout: float = 90.0) -> None:
+    """Until the group has spread ``topic``'s partitions over exactly these controllers (kafka-python offers
+    no event for a completed rebalance, so its state is checked until the deadline)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shares = [{tp.partition for tp in c.assignment() if tp.topic == topic} for c in controllers]
+        if all(shares) and set().union(*shares) == {0, 1, 2, 3} and sum(map(len, shares)) == 4:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the group did not settle: {[sorted(s) for s in shares]}")
+
+
 class AuditWatch(logging.Handler):
     """Sets an event when an audit line containing ``needle`` is logged: a decision can be awaited."""
 
@@ -101,8 +113,11 @@ def test_controller_refuses_a_consumer_outside_its_topics(cluster: Cluster, uniq
     watch = AuditWatch("decision=", f"root={unique_root} ")
     logging.getLogger("kafkaratchet.audit").addHandler(watch)
     logging.getLogger("kafkaratchet.audit").setLevel(logging.INFO)
+    subs = f"{unique_root}.subs"
+    KafkaProducer(bootstrap_servers=cluster.bootstrap).partitions_for(subs)  # exists before the group forms
     controller, clients = start_controller(cluster, cluster.provision("ctl", "controller"), f"{unique_root}-ctl")
     try:
+        _wait_for_group([controller], subs)
         producer = prod.producer()
         producer.send(unique_root, value=b"not for outsiders")
         producer.flush()
@@ -117,18 +132,6 @@ def test_controller_refuses_a_consumer_outside_its_topics(cluster: Cluster, uniq
         controller.close()
         for client in clients:
             client.close()
-
-
-def _wait_for_group(controllers: list[KafkaCryptoController], topic: str, timeout: float = 90.0) -> None:
-    """Until the group has spread ``topic``'s partitions over exactly these controllers (kafka-python offers
-    no event for a completed rebalance, so its state is checked until the deadline)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        shares = [{tp.partition for tp in c.assignment() if tp.topic == topic} for c in controllers]
-        if all(shares) and set().union(*shares) == {0, 1, 2, 3} and sum(map(len, shares)) == 4:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the group did not settle: {[sorted(s) for s in shares]}")
 
 
 def test_two_controllers_share_the_work_and_survive_one_stopping(cluster: Cluster, unique_root: str) -> None:
