@@ -199,8 +199,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
             from . import e2e
 
             say("end to end through the broker ...")
+            pair = (configs["bench-producer"], configs["bench-consumer"])
             modes: dict[str, tuple[Path, Path] | None] = {
-                "plaintext": None, "kafkaratchet": (configs["bench-producer"], configs["bench-consumer"])}
+                "plaintext": None, "padded": None, "idle-node": pair, "kafkaratchet": pair}
             if kc_configs is not None:
                 modes["kafkacrypto"] = kc_configs
             results["e2e"] = e2e.run(bootstrap, modes, records=args.records, sizes=args.e2e_sizes,

@@ -1,7 +1,6 @@
 """End to end through the broker: a producer process and a consumer process, plaintext against encrypted.
 
-One run of a mode (``plaintext``, ``kafkaratchet``, ``kafkacrypto``) and a record
-size uses a fresh topic and two fresh processes (``multiprocessing`` spawn): a
+One run of a mode and a record size uses a fresh topic and two fresh processes (``multiprocessing`` spawn): a
 consumer assigned to every partition of the topic, and a producer. The producer
 sends one warm-up record and the consumer reads it (for kafkaratchet this is the
 real key exchange; for kafkacrypto the producer's key is handed to the consumer
@@ -15,6 +14,20 @@ processes also report their CPU time per record; plaintext CPU ÷ encrypted CPU
 (producer plus consumer, per round) is the steadier companion of the throughput
 ratio on a machine whose other load comes and goes (the broker's CPU is not in it). Clients use kafka-python's
 defaults (``linger_ms=0``, ``batch_size=16384``, no compression, acks=all).
+
+The modes:
+
+* ``plaintext``: no serializer;
+* ``padded``: a control with no cryptography at all, a Python serializer that
+  appends :data:`~kafkaratchet.sealing.OVERHEAD` zero bytes and a deserializer
+  that strips them: what any format adding that many bytes per record costs in
+  kafka-python (``batch_size`` counts bytes, so bigger records mean fewer records
+  per batch, and kafka-python's costs are mostly per batch and per request);
+* ``idle-node``: a second control, plaintext with a started kafkaratchet node
+  in each process that seals nothing: what the node's management thread and
+  its two Kafka clients cost the application's threads;
+* ``kafkaratchet``: sealed with kafkaratchet, same client settings;
+* ``kafkacrypto``: sealed with kafkacrypto, when installed.
 """
 
 from __future__ import annotations
@@ -29,21 +42,50 @@ from kafkaratchet.clients import assign_all
 
 from .common import Summary, interleave, paired_ratios, quiet_kafka, size_label, unique
 
-MODES = ("plaintext", "kafkaratchet", "kafkacrypto")
+MODES = ("plaintext", "padded", "idle-node", "kafkaratchet", "kafkacrypto")
 _TIMEOUT = 180.0
 
 
-def _plain_producer(bootstrap: str) -> tuple[Any, Callable[[], None]]:
+def _padding_serdes() -> tuple[Any, Any]:
+    """The ``padded`` control: as many zero bytes as a sealed record adds, and no cryptography."""
+    from kafka.serializer import Deserializer, Serializer
+
+    from kafkaratchet.sealing import OVERHEAD
+
+    padding = bytes(OVERHEAD)
+
+    class Pad(Serializer):  # type: ignore[misc]
+        def serialize(self, topic: str, headers: Any, value: bytes) -> bytes:
+            return value + padding
+
+    class Unpad(Deserializer):  # type: ignore[misc]
+        def deserialize(self, topic: str, headers: Any, value: bytes) -> bytes:
+            return value[OVERHEAD:]
+
+    return Pad(), Unpad()
+
+
+def _closing(*closers: Callable[[], None]) -> Callable[[], None]:
+    def close() -> None:
+        for closer in closers:
+            closer()
+
+    return close
+
+
+def _plain_producer(bootstrap: str, padded: bool) -> tuple[Any, Callable[[], None]]:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    extra = {"value_serializer": _padding_serdes()[0]} if padded else {}
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **extra)
     return producer, producer.close
 
 
-def _plain_consumer(bootstrap: str) -> tuple[Any, Callable[[], None]]:
+def _plain_consumer(bootstrap: str, padded: bool) -> tuple[Any, Callable[[], None]]:
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    extra = {"value_deserializer": _padding_serdes()[1]} if padded else {}
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **extra)
     return consumer, consumer.close
 
 
@@ -52,8 +94,14 @@ def producer_main(conn: Any, mode: str, bootstrap: str, config: str | None, topi
     """Child process: build the producer, send the warm-up record, then the timed records."""
     with quiet_kafka():
         node: Any = None
-        if mode == "plaintext":
-            producer, close = _plain_producer(bootstrap)
+        if mode in ("plaintext", "padded"):
+            producer, close = _plain_producer(bootstrap, mode == "padded")
+        elif mode == "idle-node":
+            from .common import RunningNode
+
+            node = RunningNode(Path(config or ""))
+            producer, plain_close = _plain_producer(bootstrap, False)
+            close = _closing(plain_close, node.close)
         elif mode == "kafkaratchet":
             from .common import RunningNode
 
@@ -89,8 +137,14 @@ def consumer_main(conn: Any, mode: str, bootstrap: str, config: str | None, topi
     """Child process: read the warm-up record, then count the timed ones."""
     with quiet_kafka():
         node: Any = None
-        if mode == "plaintext":
-            consumer, close = _plain_consumer(bootstrap)
+        if mode in ("plaintext", "padded"):
+            consumer, close = _plain_consumer(bootstrap, mode == "padded")
+        elif mode == "idle-node":
+            from .common import RunningNode
+
+            node = RunningNode(Path(config or ""))
+            consumer, plain_close = _plain_consumer(bootstrap, False)
+            close = _closing(plain_close, node.close)
         elif mode == "kafkaratchet":
             from .common import RunningNode
 
@@ -106,7 +160,7 @@ def consumer_main(conn: Any, mode: str, bootstrap: str, config: str | None, topi
             conn.send("ready")
             if mode == "kafkacrypto":
                 node.install_key(topic.split(".")[0], *conn.recv())
-            encrypted = mode != "plaintext"
+            encrypted = mode in ("kafkaratchet", "kafkacrypto")
             warm = 0
             deadline = time.monotonic() + _TIMEOUT
             while not warm and time.monotonic() < deadline:

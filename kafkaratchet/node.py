@@ -36,9 +36,9 @@ from .errors import (
 from .identity import derive_subkey, fingerprint
 from .kem import KemPrivateKey
 from .keyring import KeyRing
-from .message import KafkaCryptoMessage
+from .message import KafkaCryptoMessage, opened_message
 from .ratchet import DataKey, Ratchet
-from .sealing import Role, is_sealed, key_id_of, open_sealed, seal
+from .sealing import Role, Sealer, is_sealed, key_id_of, open_sealed
 from .secretfile import remove_stale_temps
 from .settings import NodeSettings
 from .store import KafkaCryptoStore
@@ -48,6 +48,7 @@ __all__ = ["KafkaCrypto"]
 log = logging.getLogger(__name__)
 
 _POLL_MS = 50
+_VALUE = Role.VALUE
 _MAX_SEEN_REQUESTS = 20_000
 _MAX_PENDING = 1_000
 _MAX_RETRY = 30.0
@@ -128,6 +129,9 @@ class KafkaCrypto:
         self._kp = kp
         self._kc = kc
         self._seal_keys: dict[str, DataKey] = {}
+        # per topic, for the current keys; replaced (never cleared in place) when the keys step
+        self._value_sealers: dict[str, Sealer] = {}
+        self._key_sealers: dict[str, Sealer] = {}
         self._root_of: dict[str, str] = {}
         self._ratchet_lock = threading.RLock()
         self._commands: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -183,6 +187,8 @@ class KafkaCrypto:
             self._ring.persist()  # the retiring epoch's keys are archived before its secret is gone
             epoch = self._ratchet.step()
             self._seal_keys = {}
+            # after the keys: a sealer built meanwhile from the old keys lands in the discarded dicts
+            self._value_sealers, self._key_sealers = {}, {}
         return epoch
 
     def close(self) -> None:
@@ -233,11 +239,21 @@ class KafkaCrypto:
         return root
 
     def seal(self, topic: str, role: Role, data: bytes) -> bytes:
+        sealers = self._value_sealers if role is _VALUE else self._key_sealers
+        sealer = sealers.get(topic)
+        if sealer is None:
+            sealer = self._new_sealer(sealers, topic, role)
+        return sealer.seal(data)
+
+    def _new_sealer(self, sealers: dict[str, Sealer], topic: str, role: Role) -> Sealer:
         root = self._root(topic)
         key = self._seal_keys.get(root)
         if key is None:
             key = self._first_seal(root)
-        return seal(key.key_id, key.key, topic, role, data)
+        sealer = Sealer(key.key_id, key.key, topic, role)
+        if len(sealers) < 100_000:
+            sealers[topic] = sealer
+        return sealer
 
     def _first_seal(self, root: str) -> DataKey:
         with self._ratchet_lock:
@@ -259,7 +275,7 @@ class KafkaCrypto:
             key = self._ring.get(root, data[2:10])
             if key is not None:
                 try:
-                    return KafkaCryptoMessage(data, cleartext=open_sealed(key, topic, role, data), topic=topic)
+                    return opened_message(data, open_sealed(key, topic, role, data), topic)
                 except KafkaRatchetError:
                     pass  # not a record, another version, or tampered: the full path below decides and logs
         if not is_sealed(data):
@@ -281,7 +297,7 @@ class KafkaCrypto:
         if key is None:
             return KafkaCryptoMessage(data, topic=topic, retrier=retrier, decryptable=True)
         try:
-            return KafkaCryptoMessage(data, cleartext=open_sealed(key, topic, role, data), topic=topic)
+            return opened_message(data, open_sealed(key, topic, role, data), topic)
         except DecryptionError:
             if self._limiter.allow(("record-auth", topic)):
                 log.warning("a record on %s does not authenticate (tampered, or moved from another topic "

@@ -31,9 +31,12 @@ in a tight loop, so the steps are few):
   call per record. Each 16-byte piece is handed out once (``deque.popleft`` is
   atomic) and a forked child discards the parent's unused pieces, so no two
   records share them.
-* Output is written by libsodium into a private buffer (ctypes or cffi) and
-  copied once into the returned ``bytes``, as PyNaCl itself does: immutable
-  objects are never written to.
+* What is fixed per key, topic and role (the header prefix and the associated
+  data) is built once, by a :class:`Sealer` the node keeps while the key is current.
+* Output is written by libsodium into a reusable scratch buffer (a pool, one
+  buffer per concurrent call) and copied once into the returned ``bytes``:
+  no buffer is allocated or zeroed per record, and immutable objects are never
+  written to.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from nacl._sodium import lib as _lib
 
 from .errors import CryptoError, DecryptionError, NotARecordError, UnsupportedVersionError
 
-__all__ = ["Role", "seal", "open_sealed", "key_id_of", "is_sealed", "MAGIC", "VERSION", "OVERHEAD",
+__all__ = ["Role", "Sealer", "seal", "open_sealed", "key_id_of", "is_sealed", "MAGIC", "VERSION", "OVERHEAD",
            "HEADER_SIZE"]
 
 MAGIC = 0xC1
@@ -136,37 +139,103 @@ def _gil_holding_aead() -> tuple[Any, Any]:
 
 
 _small_encrypt, _small_decrypt = _gil_holding_aead()
-_buffer = ctypes.create_string_buffer
+
+
+# ------------------------------------------------------------------------------ output buffers
+#: records (plaintext bytes) below this size are written into pooled buffers, larger ones into fresh ones
+POOLED_LIMIT = 64 * 1024
+_SCRATCH_SIZE = POOLED_LIMIT + TAG_SIZE
+_POOL_LIMIT = 64
+
+
+class _Scratch:
+    """A reusable buffer libsodium writes into; the result is copied out of it once."""
+
+    __slots__ = ("address", "cdata", "view", "_buffer")
+
+    def __init__(self) -> None:
+        self._buffer = ctypes.create_string_buffer(_SCRATCH_SIZE)
+        self.address = ctypes.addressof(self._buffer)  # for the GIL-holding ctypes calls
+        self.cdata = _ffi.from_buffer("unsigned char[]", self._buffer)  # for the cffi calls
+        self.view = memoryview(self._buffer).cast("B")
+
+
+# A scratch buffer is taken with list.pop and given back with list.append (both atomic under the
+# GIL), so each is used by one call at a time, whatever the threads; the pool only ever holds as
+# many buffers as calls once ran at the same time (at most _POOL_LIMIT are kept).
+_pool: list[_Scratch] = []
+_take = _pool.pop
+_give = _pool.append
+
+
+def _scratch() -> _Scratch:
+    try:
+        return _take()
+    except IndexError:
+        return _Scratch()
+
+
+def _release(scratch: _Scratch) -> None:
+    if len(_pool) < _POOL_LIMIT:
+        _give(scratch)
 
 
 # ------------------------------------------------------------------------------ the format
-def seal(key_id: bytes, key: bytes, topic: str, role: Role, plaintext: bytes) -> bytes:
-    """Seal ``plaintext`` for ``topic`` and ``role`` under a data key."""
-    if len(key) != KEY_SIZE or len(key_id) != KEY_ID_SIZE or type(key) is not bytes or type(key_id) is not bytes:
-        raise CryptoError("a data key is 32 bytes and its id 8 bytes")
-    if role is not _VALUE and role is not _KEY:
-        raise CryptoError(f"role must be a Role, not {role!r}")
-    if type(plaintext) is not bytes:
-        plaintext = bytes(plaintext)
-    try:
-        nonce = key_id + _next_random()
-    except IndexError:
-        nonce = key_id + _refill()
-    header = _PREFIX + nonce
-    aad = header[:10] + role + topic.encode()
-    size = len(plaintext)
-    if size < _SMALL_LIMIT:
-        out = _buffer(HEADER_SIZE + size + TAG_SIZE)
-        ctypes.memmove(out, header, HEADER_SIZE)
-        if _small_encrypt(ctypes.addressof(out) + HEADER_SIZE, None, plaintext, size, aad,  # type: ignore[misc]
-                          len(aad), None, nonce, key):
+class Sealer:
+    """Seals records for one data key, topic and role: what is fixed per record is built once.
+
+    The node keeps one per topic and role while a key is current, so sealing a record costs
+    one random piece, one header, one libsodium call and one copy.
+    """
+
+    __slots__ = ("_prefix", "_aad", "_aad_size", "_key")
+
+    def __init__(self, key_id: bytes, key: bytes, topic: str, role: Role) -> None:
+        if type(key) is not bytes or type(key_id) is not bytes or len(key) != KEY_SIZE or \
+                len(key_id) != KEY_ID_SIZE:
+            raise CryptoError("a data key is 32 bytes and its id 8 bytes")
+        if role is not _VALUE and role is not _KEY:
+            raise CryptoError(f"role must be a Role, not {role!r}")
+        self._prefix = _PREFIX + key_id
+        self._aad = self._prefix + role + topic.encode()
+        self._aad_size = len(self._aad)
+        self._key = key
+
+    def seal(self, plaintext: bytes) -> bytes:
+        if type(plaintext) is not bytes:
+            plaintext = bytes(plaintext)
+        try:
+            header = self._prefix + _next_random()
+        except IndexError:
+            header = self._prefix + _refill()
+        size = len(plaintext)
+        if size >= POOLED_LIMIT:
+            return _seal_unpooled(header, self._aad, self._key, plaintext, size)
+        scratch = _scratch()
+        if size < _SMALL_LIMIT:
+            failed = _small_encrypt(scratch.address, None, plaintext, size,  # type: ignore[misc]
+                                    self._aad, self._aad_size, None, header[2:], self._key)
+        else:  # releases the GIL: other threads seal meanwhile
+            failed = _cffi_encrypt(scratch.cdata, _NULL, plaintext, size, self._aad, self._aad_size, _NULL,
+                                   header[2:], self._key)
+        if failed:
+            _release(scratch)
             raise CryptoError("encryption failed")
-        return out.raw
-    return _seal_large(header, aad, key, plaintext, size)
+        sealed = header + scratch.view[:size + TAG_SIZE]
+        _release(scratch)
+        return sealed
+
+    def __repr__(self) -> str:
+        return "Sealer(<key withheld>)"
 
 
-def _seal_large(header: bytes, aad: bytes, key: bytes, plaintext: bytes, size: int) -> bytes:
-    """The GIL-releasing path: libsodium writes behind the header in one cffi buffer."""
+def seal(key_id: bytes, key: bytes, topic: str, role: Role, plaintext: bytes) -> bytes:
+    """Seal ``plaintext`` for ``topic`` and ``role`` under a data key (one record; see :class:`Sealer`)."""
+    return Sealer(key_id, key, topic, role).seal(plaintext)
+
+
+def _seal_unpooled(header: bytes, aad: bytes, key: bytes, plaintext: bytes, size: int) -> bytes:
+    """Records larger than a scratch buffer: libsodium writes behind the header in a fresh cffi buffer."""
     out = _alloc("unsigned char[]", HEADER_SIZE + size + TAG_SIZE)
     _memmove(out, header, HEADER_SIZE)
     if _cffi_encrypt(out + HEADER_SIZE, _NULL, plaintext, size, aad, len(aad), _NULL, header[2:], key):
@@ -201,19 +270,28 @@ def open_sealed(key: bytes, topic: str, role: Role, record: bytes) -> bytes:
         record = bytes(record)
     aad = record[:10] + role + topic.encode()
     plain_size = size - OVERHEAD
+    if plain_size >= POOLED_LIMIT:
+        return _open_unpooled(key, aad, record, size, plain_size)
+    scratch = _scratch()
     if plain_size < _SMALL_LIMIT:
-        out = _buffer(plain_size or 1)
-        if _small_decrypt(out, None, None, record[HEADER_SIZE:], size - HEADER_SIZE, aad,  # type: ignore[misc]
-                          len(aad), record[2:HEADER_SIZE], key):
-            raise DecryptionError(_NO_AUTH)
-        return out.raw[:plain_size]
-    return _open_large(key, aad, record, size, plain_size)
+        failed = _small_decrypt(scratch.address, None, None, record[HEADER_SIZE:],  # type: ignore[misc]
+                                size - HEADER_SIZE, aad, len(aad), record[2:HEADER_SIZE], key)
+    else:  # releases the GIL; the ciphertext is read in place
+        source = _ffi.from_buffer("unsigned char[]", record)
+        failed = _cffi_decrypt(scratch.cdata, _NULL, _NULL, source + HEADER_SIZE, size - HEADER_SIZE, aad,
+                               len(aad), source + 2, key)
+    if failed:
+        _release(scratch)
+        raise DecryptionError(_NO_AUTH)
+    opened = scratch.view[:plain_size].tobytes()
+    _release(scratch)
+    return opened
 
 
-def _open_large(key: bytes, aad: bytes, record: bytes, size: int, plain_size: int) -> bytes:
-    """The GIL-releasing path: the ciphertext is read in place, the plaintext copied out once."""
+def _open_unpooled(key: bytes, aad: bytes, record: bytes, size: int, plain_size: int) -> bytes:
+    """Records larger than a scratch buffer: the ciphertext is read in place, the plaintext copied out once."""
     source = _ffi.from_buffer("unsigned char[]", record)
-    out = _alloc("unsigned char[]", plain_size or 1)
+    out = _alloc("unsigned char[]", plain_size)
     if _cffi_decrypt(out, _NULL, _NULL, source + HEADER_SIZE, size - HEADER_SIZE, aad, len(aad), source + 2, key):
         raise DecryptionError(_NO_AUTH)
     return _ffi.buffer(out, plain_size)[:]
@@ -228,7 +306,7 @@ def _self_test() -> bool:
     import nacl.bindings as sodium
 
     key, key_id = bytes(range(32)), bytes(range(8))
-    for size in (0, 1, 100, GIL_RELEASE_THRESHOLD + 1):
+    for size in (0, 1, 100, GIL_RELEASE_THRESHOLD + 1, POOLED_LIMIT):
         message = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
         record = seal(key_id, key, "self.test", Role.VALUE, message)
         aad = record[:10] + b"V" + b"self.test"

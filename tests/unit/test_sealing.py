@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import os
+import threading
 
+import nacl.bindings as sodium
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kafkaratchet.errors import DecryptionError, KafkaRatchetError, NotARecordError, UnsupportedVersionError
-from kafkaratchet.sealing import OVERHEAD, Role, is_sealed, key_id_of, open_sealed, seal
+from kafkaratchet.errors import (
+    CryptoError,
+    DecryptionError,
+    KafkaRatchetError,
+    NotARecordError,
+    UnsupportedVersionError,
+)
+from kafkaratchet.sealing import (
+    GIL_RELEASE_THRESHOLD,
+    OVERHEAD,
+    POOLED_LIMIT,
+    Role,
+    Sealer,
+    is_sealed,
+    key_id_of,
+    open_sealed,
+    seal,
+)
 
 KEY = os.urandom(32)
 KID = os.urandom(8)
@@ -69,3 +87,55 @@ def test_arbitrary_bytes_give_a_defined_error(data: bytes) -> None:
 def test_nonces_differ_between_records() -> None:
     records = {seal(KID, KEY, "t", Role.VALUE, b"same")[10:26] for _ in range(1000)}
     assert len(records) == 1000
+
+
+# ------------------------------------------------------------------ the fast paths behind seal and open
+PATH_EDGES = [0, 1, GIL_RELEASE_THRESHOLD - 1, GIL_RELEASE_THRESHOLD, GIL_RELEASE_THRESHOLD + 1,
+              POOLED_LIMIT - 1, POOLED_LIMIT, POOLED_LIMIT + 1]
+
+
+@pytest.mark.parametrize("size", PATH_EDGES)
+def test_every_path_gives_exactly_pynacl_s_aead(size: int) -> None:
+    """GIL-holding ctypes, GIL-releasing cffi into a pooled buffer, and unpooled: one format."""
+    plaintext = os.urandom(size)
+    record = seal(KID, KEY, "edge.topic", Role.KEY, plaintext)
+    aad = record[:10] + Role.KEY + b"edge.topic"
+    assert record[26:] == sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, record[2:26], KEY)
+    assert open_sealed(KEY, "edge.topic", Role.KEY, record) == plaintext
+    with pytest.raises(DecryptionError):
+        open_sealed(KEY, "edge.topic", Role.VALUE, record)
+
+
+def test_threads_sealing_and_opening_at_once_never_share_a_buffer() -> None:
+    """Output buffers are reused; with the GIL released mid-call (large records) they must never be shared."""
+    sizes = (64, GIL_RELEASE_THRESHOLD + 808, POOLED_LIMIT - 1)
+    failures: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def work(n: int) -> None:
+        sealer = Sealer(KID, KEY, f"t{n}", Role.VALUE)
+        barrier.wait()
+        for i in range(60):
+            plaintext = bytes([n]) * sizes[(n + i) % len(sizes)]
+            record = sealer.seal(plaintext)
+            if open_sealed(KEY, f"t{n}", Role.VALUE, record) != plaintext:
+                failures.append(f"thread {n}, record {i}")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+def test_a_sealer_checks_its_key_once_and_never_shows_it() -> None:
+    with pytest.raises(CryptoError):
+        Sealer(KID, KEY[:31], "t", Role.VALUE)
+    with pytest.raises(CryptoError):
+        Sealer(KID[:7], KEY, "t", Role.VALUE)
+    with pytest.raises(CryptoError):
+        Sealer(KID, KEY, "t", b"V")  # type: ignore[arg-type]
+    sealer = Sealer(KID, KEY, "t", Role.VALUE)
+    assert KEY.hex() not in repr(sealer) and repr(KEY) not in repr(sealer)
+    assert open_sealed(KEY, "t", Role.VALUE, sealer.seal(bytearray(b"not bytes"))) == b"not bytes"
