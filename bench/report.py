@@ -184,11 +184,10 @@ def build(results: dict[str, Any]) -> tuple[str, list[Target]]:
     if e2e and any("padded" in e["ratio_to_plaintext"] for e in e2e["sizes"].values()):
         lines.append("")
         lines.append("² Controls, same run: `padded` is plaintext through a Python serializer pair that adds and "
-                     f"strips {OVERHEAD} zero bytes, no cryptography: kafka-python's `batch_size` counts bytes, so "
-                     "larger records mean fewer records per batch and more batches and requests, which is where "
-                     "kafka-python spends its time. `idle-node` is plaintext with a started kafkaratchet node in each "
-                     "process that seals nothing: the cost of its management thread and two Kafka clients. What "
-                     "remains between these and kafkaratchet is the per-record work (docs/performance.md).")
+                     f"strips {OVERHEAD} zero bytes, no cryptography: what the bytes alone cost. `idle-node` is "
+                     "plaintext with a started kafkaratchet node in each process that seals nothing: what its "
+                     "management thread and two Kafka clients cost. What remains between these and kafkaratchet is "
+                     "the per-record work (docs/performance.md).")
     if kc_note:
         lines.append("")
         lines.append(f"kafkacrypto comparisons skipped: {kc_note}")
