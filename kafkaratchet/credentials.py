@@ -137,7 +137,10 @@ class Credentials:
             log.info("key %s added to the allowlist", fingerprint(subject))
         else:
             self.store.store_value(subject.hex(), subject, "denylist")
-            log.warning("key %s is denylisted", fingerprint(subject))
+            if subject == self.identity.public_key:
+                log.warning("this node's own key %s is denylisted: others will refuse it", fingerprint(subject))
+            else:  # a node starting up replays every entry ever made: one line each, not a wall of warnings
+                log.info("key %s is denylisted", fingerprint(subject))
         self._notify()
         return update
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
@@ -174,6 +175,9 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdo
     handler = logging.StreamHandler(err)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
     handler.setLevel({0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG))
+    # only this command's messages: called in-process, main() must not print what other threads log
+    caller = threading.get_ident()
+    handler.addFilter(lambda record: record.thread == caller)
     loggers = [logging.getLogger(name) for name in ("kafkaratchet", "provision")]
     saved = [logger.level for logger in loggers]
     for logger in loggers:  # for this run only: main() may be called in-process, many times

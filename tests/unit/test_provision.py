@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import logging
 import os
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from kafkaratchet.errors import FormatError, KafkaRatchetError, ProvisioningErro
 from kafkaratchet.identity import SigningIdentity, decode_identity_file
 from kafkaratchet.ratchet import decode_seed
 from kafkaratchet.store import KafkaCryptoStore
-from provision import formats, inputs, rootkey
+from provision import cli, formats, inputs, rootkey
 from provision import password as pw
 
 from .test_provision_support import (
@@ -515,3 +517,27 @@ def test_request_refusals_write_nothing(pki: dict[str, Path], tmp_path: Path) ->
     assert_refused(run(["request", "--dir", str(tmp_path / "x"), "--renew", "--node-id", "n1", "--role",
                         "consumer", "--all-topics", "--pathlen", "0", "--lifetime", "60"]), "has no identity")
     assert snapshot(pki["base"], tmp_path) == before
+
+
+class _StdinThatLogs(io.StringIO):
+    """Each line read, another thread logs and so does the command's own thread."""
+
+    def readline(self, size: int | None = -1) -> str:
+        elsewhere = threading.Thread(
+            target=lambda: logging.getLogger("kafkaratchet.elsewhere").warning("from another thread"))
+        elsewhere.start()
+        elsewhere.join()
+        logging.getLogger("kafkaratchet.here").warning("from the command")
+        return super().readline(size)
+
+
+def test_in_process_runs_print_only_their_own_log_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node running in the same process (tests, notebooks) must not leak its log lines into a command's stderr."""
+    monkeypatch.setenv(inputs.ROOT_PASSWORD_ENV, ROOT_PW)
+    monkeypatch.setenv(inputs.PROVISIONING_PASSWORD_ENV, PROV_PW)
+    argv = ["password", "--dir", str(tmp_path / "n"), "--node-id", "n1", "--role", "consumer", "--pathlen", "0",
+            "--lifetime", "60"]
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(argv, stdin=_StdinThatLogs("\nno\n"), stdout=out, stderr=err)
+    assert code == 2
+    assert "from the command" in err.getvalue() and "from another thread" not in err.getvalue()
