@@ -39,11 +39,11 @@ class CryptoSerializer(Serializer):
             data = headers
         if type(data) is bytes:  # the hot path: everything else is decided in _other
             return self._seal(topic, self._role, data)
+        if data is None:  # kafka-python asks the key serializer even for records without a key
+            return None
         return self._other(topic, data)
 
     def _other(self, topic: str, data: Any) -> bytes | None:
-        if data is None:
-            return None
         if isinstance(data, KafkaCryptoMessage):
             if not data.isCleartext(retry=False):
                 return data.toWire()  # forwarding an undecrypted record must not seal it twice
