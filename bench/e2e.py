@@ -65,53 +65,39 @@ def _padding_serdes() -> tuple[Any, Any]:
     return Pad(), Unpad()
 
 
-def _closing(*closers: Callable[[], None]) -> Callable[[], None]:
-    def close() -> None:
-        for closer in closers:
-            closer()
+def _client(kind: str, mode: str, bootstrap: str, config: str | None) -> tuple[Any, Any, Callable[[], None]]:
+    """The ``kind`` ("producer" or "consumer") a mode runs with, the node behind it (or None), and its closer."""
+    if mode in ("plaintext", "padded", "idle-node"):
+        from kafka import KafkaConsumer, KafkaProducer
 
-    return close
+        pad, unpad = _padding_serdes() if mode == "padded" else (None, None)
+        client = (KafkaProducer(bootstrap_servers=bootstrap, value_serializer=pad) if kind == "producer" else
+                  KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, value_deserializer=unpad))
+        if mode != "idle-node":
+            return client, None, client.close
+    node: Any
+    if mode in ("idle-node", "kafkaratchet"):
+        from .common import RunningNode
 
+        node = RunningNode(Path(config or ""))
+    else:
+        from .kcnode import KCNode
 
-def _plain_producer(bootstrap: str, padded: bool) -> tuple[Any, Callable[[], None]]:
-    from kafka import KafkaProducer
+        node = KCNode(Path(config or ""))
+    if mode == "idle-node":
+        def close() -> None:
+            client.close()
+            node.close()
 
-    extra = {"value_serializer": _padding_serdes()[0]} if padded else {}
-    producer = KafkaProducer(bootstrap_servers=bootstrap, **extra)
-    return producer, producer.close
-
-
-def _plain_consumer(bootstrap: str, padded: bool) -> tuple[Any, Callable[[], None]]:
-    from kafka import KafkaConsumer
-
-    extra = {"value_deserializer": _padding_serdes()[1]} if padded else {}
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **extra)
-    return consumer, consumer.close
+        return client, node, close
+    return (node.producer() if kind == "producer" else node.consumer()), node, node.close
 
 
 def producer_main(conn: Any, mode: str, bootstrap: str, config: str | None, topic: str, records: int,
                   size: int) -> None:
     """Child process: build the producer, send the warm-up record, then the timed records."""
     with quiet_kafka():
-        node: Any = None
-        if mode in ("plaintext", "padded"):
-            producer, close = _plain_producer(bootstrap, mode == "padded")
-        elif mode == "idle-node":
-            from .common import RunningNode
-
-            node = RunningNode(Path(config or ""))
-            producer, plain_close = _plain_producer(bootstrap, False)
-            close = _closing(plain_close, node.close)
-        elif mode == "kafkaratchet":
-            from .common import RunningNode
-
-            node = RunningNode(Path(config or ""))
-            producer, close = node.producer(), node.close
-        else:
-            from .kcnode import KCNode
-
-            node = KCNode(Path(config or ""))
-            producer, close = node.producer(), node.close
+        producer, node, close = _client("producer", mode, bootstrap, config)
         try:
             payload = os.urandom(size)
             conn.send("ready")
@@ -136,25 +122,7 @@ def producer_main(conn: Any, mode: str, bootstrap: str, config: str | None, topi
 def consumer_main(conn: Any, mode: str, bootstrap: str, config: str | None, topic: str, records: int) -> None:
     """Child process: read the warm-up record, then count the timed ones."""
     with quiet_kafka():
-        node: Any = None
-        if mode in ("plaintext", "padded"):
-            consumer, close = _plain_consumer(bootstrap, mode == "padded")
-        elif mode == "idle-node":
-            from .common import RunningNode
-
-            node = RunningNode(Path(config or ""))
-            consumer, plain_close = _plain_consumer(bootstrap, False)
-            close = _closing(plain_close, node.close)
-        elif mode == "kafkaratchet":
-            from .common import RunningNode
-
-            node = RunningNode(Path(config or ""))
-            consumer, close = node.consumer(), node.close
-        else:
-            from .kcnode import KCNode
-
-            node = KCNode(Path(config or ""))
-            consumer, close = node.consumer(), node.close
+        consumer, node, close = _client("consumer", mode, bootstrap, config)
         try:
             assign_all(consumer, topic)
             conn.send("ready")
