@@ -511,14 +511,8 @@ def test_flood_of_10000_garbage_records_on_reqs(cluster: Cluster, attacker: Atta
 
 # --------------------------------------------------------------------------- found here, fixed in node.py
 
-def test_an_unexpected_error_on_one_record_costs_only_that_record(cluster: Cluster, attacker: Attacker,
-                                                                  unique_root: str,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """Defence in depth: no parser is known to raise anything but KafkaRatchetError (the fuzz tests
-    check that), but a future bug must cost one record, not the valid ones in the same batch. The
-    poison record and the control request travel in one batch. Guards node.py ``_dispatch``: its
-    ``except Exception`` per record (before it, the error reached ``_run``'s catch-all, which dropped
-    the rest of the poll batch: this test failed)."""
+def _poison_the_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parser bug on demand: management messages starting with POISON raise something unexpected."""
     real_parse = kx.parse
 
     def buggy(data: bytes) -> Any:
@@ -527,6 +521,17 @@ def test_an_unexpected_error_on_one_record_costs_only_that_record(cluster: Clust
         return real_parse(data)
 
     monkeypatch.setattr(kx, "parse", buggy)
+
+
+def test_an_unexpected_error_on_one_record_costs_only_that_record(cluster: Cluster, attacker: Attacker,
+                                                                  unique_root: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defence in depth: no parser is known to raise anything but KafkaRatchetError (the fuzz tests
+    check that), but a future bug must cost one record, not the valid ones in the same batch. The
+    poison record and the control request travel in one batch. Guards node.py ``_dispatch``: its
+    ``except Exception`` per record (before it, the error reached ``_run``'s catch-all, which dropped
+    the rest of the poll batch: this test failed)."""
+    _poison_the_parser(monkeypatch)
     root = unique_root
     _, blob, _ = serving_producer(cluster, attacker, root)
     probe(attacker, root, blob, [b"POISON"], Requester(cluster), timeout=10)
@@ -578,14 +583,7 @@ def test_an_unexpected_error_in_a_handler_does_not_kill_the_management_thread(
     """A bug that raises something other than KafkaRatchetError while handling one record must not stop
     the node from ever handling another. Guards node.py ``_run``: ``except Exception`` around the loop
     (the thread logs, pauses 0.2 s and carries on)."""
-    real_parse = kx.parse
-
-    def buggy(data: bytes) -> Any:
-        if bytes(data).startswith(b"POISON"):
-            raise RuntimeError("a bug in a parser")
-        return real_parse(data)
-
-    monkeypatch.setattr(kx, "parse", buggy)
+    _poison_the_parser(monkeypatch)
     root = unique_root
     prod, blob, _ = serving_producer(cluster, attacker, root)
     thread = prod.crypto._thread
