@@ -18,7 +18,6 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,22 +27,18 @@ from kafkaratchet.ratchet import decode_seed
 from kafkaratchet.store import KafkaCryptoStore
 from provision import inputs, rootkey
 
-from ..unit.test_provision_support import OTHER_PW, PROV_PW, ROOT_PW, argon2_once_per_password, run, secret_file
+from ..unit.test_provision_support import (  # noqa: F401 - the two autouse fixtures
+    OTHER_PW,
+    PROV_PW,
+    ROOT_PW,
+    argon2_once_per_password,
+    no_password_env,
+    run,
+    secret_file,
+)
 from .nodes import Cluster, drain
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _argon2_once_per_password() -> Iterator[None]:
-    with argon2_once_per_password():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _no_password_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(inputs.ROOT_PASSWORD_ENV, raising=False)
-    monkeypatch.delenv(inputs.PROVISIONING_PASSWORD_ENV, raising=False)
 
 
 def quickstart(directory: Path, node_id: str, role: str, topic: str, bootstrap: str, *extra: str) -> Path:

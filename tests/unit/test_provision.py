@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,26 +30,15 @@ from .test_provision_support import (
     OTHER_PW,
     PROV_PW,
     ROOT_PW,
-    argon2_once_per_password,
+    argon2_once_per_password,  # noqa: F401 - autouse fixture
     assert_refused,
+    no_password_env,  # noqa: F401 - autouse fixture
     run,
     secret_file,
     snapshot,
 )
 
 FAST = {"opslimit": nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE, "memlimit": nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _argon2_once_per_password() -> Iterator[None]:
-    with argon2_once_per_password():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _no_password_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(inputs.ROOT_PASSWORD_ENV, raising=False)
-    monkeypatch.delenv(inputs.PROVISIONING_PASSWORD_ENV, raising=False)
 
 
 # ------------------------------------------------------------------------------------ derivation

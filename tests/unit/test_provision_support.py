@@ -8,7 +8,6 @@ cached on disk.
 
 from __future__ import annotations
 
-import contextlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from provision import cli, rootkey
+from provision import cli, inputs, rootkey
 from provision import password as pw
 
 #: the derivation vector's password doubles as the tests' root password, so it is derived once
@@ -28,8 +27,9 @@ OTHER_PW = "a different root password"
 _DERIVED: dict[tuple[bytes, bytes, int, int], bytes] = {}
 
 
-@contextlib.contextmanager
+@pytest.fixture(autouse=True, scope="module")
 def argon2_once_per_password() -> Iterator[None]:
+    """Autouse in every module that imports it: each (password, salt) pair costs one Argon2id run."""
     real = pw.derive_key
 
     def memo(password: bytes, salt: bytes, *, opslimit: int = pw.OPSLIMIT, memlimit: int = pw.MEMLIMIT) -> bytes:
@@ -42,6 +42,13 @@ def argon2_once_per_password() -> Iterator[None]:
         patch.setattr(pw, "derive_key", memo)
         patch.setattr(rootkey, "derive_key", memo)
         yield
+
+
+@pytest.fixture(autouse=True)
+def no_password_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Autouse in every module that imports it: passwords come from the test, never from the environment."""
+    monkeypatch.delenv(inputs.ROOT_PASSWORD_ENV, raising=False)
+    monkeypatch.delenv(inputs.PROVISIONING_PASSWORD_ENV, raising=False)
 
 
 def run(argv: list[str], stdin: str = "") -> tuple[int, str, str]:
