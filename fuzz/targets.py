@@ -22,19 +22,12 @@ from typing import Any
 
 from kafkaratchet import keyexchange as kx
 from kafkaratchet import wire
-from kafkaratchet.certs import (
-    Certificate,
-    Chain,
-    TrustStore,
-    TrustUpdate,
-    issue_certificate,
-    make_trust_update,
-    self_signed_root,
-)
+from kafkaratchet.certs import Certificate, Chain, issue_certificate, self_signed_root
 from kafkaratchet.errors import KafkaRatchetError
 from kafkaratchet.identity import SigningIdentity, decode_identity_file, derive_subkey, encode_identity_file
 from kafkaratchet.kem import KemPrivateKey, KemType
 from kafkaratchet.keyring import KeyRing
+from kafkaratchet.protocol.trust import TrustStore, TrustUpdate, make_trust_update
 from kafkaratchet.ratchet import decode_seed, encode_seed
 from kafkaratchet.sealing import Role, key_id_of, open_sealed, seal
 from kafkaratchet.settings import NodeSettings
@@ -73,9 +66,14 @@ class World:
                                      [kx.WrappedKey(b"\x01" * 8, b"\x02" * 32, NOW)], now=NOW)
         self.updates = [
             make_trust_update("allow", self.admin, self.chains["admin"], _ident(50).public_key,
-                              cert_usages=["consume"], topics=["fz"], not_before=NOW - 100),
-            make_trust_update("deny", self.admin, self.chains["admin"], _ident(51).public_key, not_before=NOW - 100),
-            make_trust_update("deny", _ident(52), None, _ident(52).public_key, not_before=NOW - 100),
+                              usages=["consume"], topics=["fz"], issued_at=NOW - 100),
+            make_trust_update("deny", self.admin, self.chains["admin"], _ident(51).public_key, issued_at=NOW - 100),
+            make_trust_update("deny", self.admin, self.chains["admin"], _ident(53).public_key, topics=["fz"],
+                              issued_at=NOW - 100),
+            make_trust_update("deny", self.consumer, self.chains["consumer"], self.consumer.public_key,
+                              issued_at=NOW - 100),
+            make_trust_update("allow", self.root, None, self.root.public_key, topics=["fz"], usages=["consume"],
+                              not_before=NOW - 3600, issued_at=NOW - 100),
         ]
         self.data_key = b"\x02" * 32
         # one sealed record per (topic, role), in the order target_records decodes its first byte
@@ -151,16 +149,16 @@ def target_keyexchange(data: bytes) -> None:
 
 
 def target_trust(data: bytes) -> None:
-    """Allowlist/denylist updates: decode and apply to a fresh store; an invalid one changes nothing."""
+    """Trust updates v2: decode and apply to a fresh store; an invalid one changes nothing."""
     update = _guard(lambda: TrustUpdate.decode(data))
     if update is None:
         return
     store = world().trust()
-    before = (store.roots, store.denied)
+    before = store.state
     try:
         store.apply(update, now=NOW)
     except KafkaRatchetError:
-        assert (store.roots, store.denied) == before, "an invalid update changed the store"
+        assert store.state == before, "an invalid update changed the store"
 
 
 class _StubProducer:

@@ -6,6 +6,12 @@ allowlist down to a node's own key, and every step may only narrow what its
 parent allowed: a chain that tries to widen anything is rejected, never silently
 intersected, so a mis-issued certificate is noticed instead of half-working.
 
+Topic patterns are only ever compiled from certificates whose signatures
+verified inside a chain that starts at a trusted root: decoding checks their
+length and number, never their syntax, so hostile bytes cost no regex work.
+Trust updates (the allow/deny entries that edit the trust lists) live in
+:mod:`kafkaratchet.protocol.trust`.
+
 The byte-level layout and the validation algorithm are specified in
 docs/PROTOCOL.md (section 5); tests/vectors/ holds the conformance cases.
 """
@@ -15,10 +21,9 @@ from __future__ import annotations
 import functools
 import hmac
 import re
-import threading
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -31,25 +36,29 @@ __all__ = [
     "Certificate",
     "Chain",
     "ValidatedChain",
-    "TrustStore",
-    "TrustUpdate",
+    "Root",
     "issue_certificate",
     "self_signed_root",
-    "make_trust_update",
+    "validate_chain",
+    "topics_narrow",
+    "topic_allowed",
+    "parse_topics",
+    "parse_usages",
+    "parse_extra",
+    "compile_patterns",
     "CERT_CONTEXT",
     "FORMAT_VERSION",
     "MAX_CHAIN_LENGTH",
     "MAX_CHAIN_SIZE",
     "MAX_CERTIFICATE_SIZE",
-    "MAX_TRUST_UPDATE_SIZE",
     "MAX_TOPIC_LENGTH",
     "MAX_REGEX_LENGTH",
+    "MAX_TOPICS",
+    "MAX_PATTERNS",
     "MAX_USAGES",
     "MAX_USAGE_LENGTH",
     "MAX_PATHLEN",
     "DEFAULT_SKEW",
-    "KIND_ALLOW",
-    "KIND_DENY",
     "REASON_UNKNOWN_ROOT",
     "REASON_BROKEN_LINK",
     "REASON_BAD_SIGNATURE",
@@ -65,30 +74,32 @@ __all__ = [
     "REASON_TOPIC_NOT_ALLOWED",
     "REASON_SIGNER_MISMATCH",
     "REASON_MISSING_CHAIN",
+    "REASON_ROOT_EXISTS",
+    "REASON_PROVISIONED_ROOT",
+    "REASON_WIDENED_VALIDITY",
+    "REASON_WIDENED_PATHLEN",
     "REASONS",
 ]
 
 #: Signature context of a certificate body (domain separation, see identity.py).
 CERT_CONTEXT = b"kr-cert-v1"
-#: The only version of Certificate, Chain and TrustUpdate this code reads or writes.
+#: The only version of Certificate and Chain this code reads or writes.
 FORMAT_VERSION = 1
 MAX_CHAIN_LENGTH = 8
 MAX_CHAIN_SIZE = 64 * 1024
 #: A certificate never needs more room than the chain that carries it.
 MAX_CERTIFICATE_SIZE = MAX_CHAIN_SIZE
-#: An entry and a chain, plus framing.
-MAX_TRUST_UPDATE_SIZE = MAX_CERTIFICATE_SIZE + MAX_CHAIN_SIZE + 64
 #: Kafka's own limit on a topic name.
 MAX_TOPIC_LENGTH = 249
 MAX_REGEX_LENGTH = 256
+#: At most this many topic entries in one certificate, of which at most MAX_PATTERNS are patterns.
+MAX_TOPICS = 256
+MAX_PATTERNS = 16
 MAX_USAGES = 32
 MAX_USAGE_LENGTH = 64
 MAX_PATHLEN = 255
 #: Seconds of clock difference tolerated on not_before and expiry.
 DEFAULT_SKEW = 300
-
-KIND_ALLOW = "allow"
-KIND_DENY = "deny"
 
 REASON_UNKNOWN_ROOT = "unknown-root"
 REASON_BROKEN_LINK = "broken-link"
@@ -105,11 +116,16 @@ REASON_USAGE_NOT_ALLOWED = "usage-not-allowed"
 REASON_TOPIC_NOT_ALLOWED = "topic-not-allowed"
 REASON_SIGNER_MISMATCH = "signer-mismatch"
 REASON_MISSING_CHAIN = "missing-chain"
+REASON_ROOT_EXISTS = "root-exists"
+REASON_PROVISIONED_ROOT = "provisioned-root"
+REASON_WIDENED_VALIDITY = "widened-validity"
+REASON_WIDENED_PATHLEN = "widened-pathlen"
 REASONS: frozenset[str] = frozenset({
     REASON_UNKNOWN_ROOT, REASON_BROKEN_LINK, REASON_BAD_SIGNATURE, REASON_EXPIRED, REASON_NOT_YET_VALID,
     REASON_WIDENED_TOPICS, REASON_WIDENED_USAGES, REASON_PATHLEN_EXCEEDED, REASON_DENYLISTED,
     REASON_TOO_LONG, REASON_EMPTY_CHAIN, REASON_USAGE_NOT_ALLOWED, REASON_TOPIC_NOT_ALLOWED,
-    REASON_SIGNER_MISMATCH, REASON_MISSING_CHAIN,
+    REASON_SIGNER_MISMATCH, REASON_MISSING_CHAIN, REASON_ROOT_EXISTS, REASON_PROVISIONED_ROOT,
+    REASON_WIDENED_VALIDITY, REASON_WIDENED_PATHLEN,
 })
 
 _BODY_FIELDS = ("subject", "issuer", "not_before", "expiry", "topics", "usages", "pathlen", "extra")
@@ -135,22 +151,55 @@ class Usage:
 
 @functools.lru_cache(maxsize=1024)
 def _compile(pattern: str) -> re.Pattern[str]:
-    """Compiled once per distinct pattern: chains are validated over and over."""
-    return re.compile(pattern)
+    """Compiled once per distinct pattern (a bounded cache): chains are validated over and over.
+
+    Only called for patterns of verified certificates (see :func:`validate_chain`).
+    """
+    try:
+        return re.compile(pattern)
+    except (re.error, OverflowError, RecursionError, ValueError):
+        raise FormatError("a topic pattern does not compile") from None
 
 
 def _check_topic(value: Any, what: str) -> str:
+    """Length only: a pattern's syntax is checked (compiled) once its certificate is trusted."""
     topic = wire.expect(value, str, what)
     if topic.startswith("^"):
         if len(topic) > MAX_REGEX_LENGTH:
             raise FormatError(f"{what}: regex longer than {MAX_REGEX_LENGTH} characters")
-        try:
-            _compile(topic)
-        except (re.error, OverflowError, RecursionError, ValueError):
-            raise FormatError(f"{what}: regex does not compile") from None
     elif not 1 <= len(topic) <= MAX_TOPIC_LENGTH:
         raise FormatError(f"{what}: topic must be 1..{MAX_TOPIC_LENGTH} characters")
     return topic
+
+
+def parse_topics(value: Any, what: str = "topics") -> tuple[str, ...] | None:
+    """A ``topics`` field (nil or an array of str) with its caps; no pattern is compiled here."""
+    if value is None:
+        return None
+    items = wire.expect_list(value, what)
+    if len(items) > MAX_TOPICS:
+        raise FormatError(f"{what}: more than {MAX_TOPICS} entries")
+    topics = tuple(_check_topic(t, f"{what}[{i}]") for i, t in enumerate(items))
+    if sum(1 for t in topics if t.startswith("^")) > MAX_PATTERNS:
+        raise FormatError(f"{what}: more than {MAX_PATTERNS} patterns")
+    return topics
+
+
+def compile_patterns(topics: tuple[str, ...] | None) -> None:
+    """Compile (and cache) every pattern of a trusted topic list; FormatError if one does not compile."""
+    for entry in topics or ():
+        if entry.startswith("^"):
+            _compile(entry)
+
+
+def topic_allowed(topics: tuple[str, ...] | None, root_topic: str) -> bool:
+    """Does a trusted topic list allow ``root_topic``? (None: every topic.)"""
+    return _topic_allowed(topics, root_topic)
+
+
+def topics_narrow(parent: tuple[str, ...] | None, child: tuple[str, ...] | None) -> bool:
+    """Is every topic ``child`` claims already allowed by ``parent``? (Both lists trusted.)"""
+    return _topics_narrow(parent, child)
 
 
 def _topic_allowed(topics: tuple[str, ...] | None, root_topic: str) -> bool:
@@ -208,28 +257,34 @@ def _parse_body(body: bytes) -> dict[str, Any]:
         "not_before": wire.expect_int(not_before, "not_before", lo=0),
         "expiry": wire.expect_int(expiry, "expiry", lo=0),
     }
-    if topics is None:
-        out["topics"] = None
-    else:
-        out["topics"] = tuple(
-            _check_topic(t, f"topics[{i}]") for i, t in enumerate(wire.expect_list(topics, "topics"))
-        )
-    usage_list = wire.expect_list(usages, "usages")
+    out["topics"] = parse_topics(topics)
+    out["usages"] = parse_usages(usages)
+    out["pathlen"] = None if pathlen is None else wire.expect_int(pathlen, "pathlen", lo=0, hi=MAX_PATHLEN)
+    out["extra"] = parse_extra(extra)
+    return out
+
+
+def parse_usages(value: Any) -> frozenset[str]:
+    """A ``usages`` field: 0..32 distinct strings of 1..64 characters."""
+    usage_list = wire.expect_list(value, "usages")
     if len(usage_list) > MAX_USAGES:
         raise FormatError(f"usages: more than {MAX_USAGES} items")
     for i, usage in enumerate(usage_list):
         wire.expect(usage, str, f"usages[{i}]")
         if not 1 <= len(usage) <= MAX_USAGE_LENGTH:
             raise FormatError(f"usages[{i}]: must be 1..{MAX_USAGE_LENGTH} characters")
-    out["usages"] = frozenset(usage_list)
-    if len(out["usages"]) != len(usage_list):
+    usages = frozenset(usage_list)
+    if len(usages) != len(usage_list):
         raise FormatError("usages: duplicate entry")
-    out["pathlen"] = None if pathlen is None else wire.expect_int(pathlen, "pathlen", lo=0, hi=MAX_PATHLEN)
-    extra_map = wire.expect(extra, dict, "extra")
+    return usages
+
+
+def parse_extra(value: Any) -> Mapping[str, Any]:
+    """An ``extra`` field: a map with str keys, kept read-only and otherwise ignored."""
+    extra_map = wire.expect(value, dict, "extra")
     for key in extra_map:
         wire.expect(key, str, "extra key")
-    out["extra"] = MappingProxyType(extra_map)
-    return out
+    return MappingProxyType(extra_map)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -265,8 +320,11 @@ class Certificate:
         return cls(**_parse_body(body), body=body, signature=signature)
 
     def verify_signature(self) -> None:
-        """Raise SignatureError unless the issuer's key signed this body."""
+        """Raise SignatureError unless the issuer's key signed this body (remembered once it did)."""
+        if self.__dict__.get("_verified"):
+            return
         verify(self.issuer, CERT_CONTEXT, self.body, self.signature)
+        object.__setattr__(self, "_verified", True)
 
     def allows_topic(self, root_topic: str) -> bool:
         """Only meaningful once the signature is verified: patterns of forged certificates are not run."""
@@ -317,6 +375,9 @@ def issue_certificate(
     """
     if not_before is None:
         not_before = max(0, int(time.time()) - 60)
+    if topics is not None:
+        topics = list(topics)
+        compile_patterns(tuple(topics))  # we sign it: our own patterns must compile
     body = wire.pack([
         subject,
         issuer.public_key,
@@ -408,39 +469,101 @@ class Chain:
 
 @dataclass(frozen=True)
 class ValidatedChain:
-    """What a chain proved at validation time: whose key, under which root, allowed to do what."""
+    """What a chain proved at validation time: whose key, under which root, allowed to do what.
+
+    ``excluded`` holds the topic scopes that scoped denials took away from some key of the chain
+    (or of its root's lineage): a topic matching one of them is not allowed, whatever ``topics`` says.
+    ``keys`` are every key the chain's rights flow through (root lineage, issuers, subject).
+    """
 
     subject: bytes
     root: bytes
     topics: tuple[str, ...] | None
     usages: frozenset[str]
     expiry: int
+    excluded: tuple[tuple[str, ...], ...] = ()
+    keys: frozenset[bytes] = field(default=frozenset(), repr=False)
+
+    def allows_topic(self, root_topic: str) -> bool:
+        return _topic_allowed(self.topics, root_topic) and not any(
+            _topic_allowed(scope, root_topic) for scope in self.excluded)
 
     def allows(self, usage: str, root_topic: str) -> bool:
-        return usage in self.usages and _topic_allowed(self.topics, root_topic)
+        return usage in self.usages and self.allows_topic(root_topic)
 
     def require(self, usage: str, root_topic: str) -> None:
         if usage not in self.usages:
             raise ChainError(REASON_USAGE_NOT_ALLOWED, usage)
         if not _topic_allowed(self.topics, root_topic):
             raise ChainError(REASON_TOPIC_NOT_ALLOWED, root_topic)
+        if any(_topic_allowed(scope, root_topic) for scope in self.excluded):
+            raise ChainError(REASON_DENYLISTED, f"denied for {root_topic}")
 
     def __repr__(self) -> str:
         topics = "*" if self.topics is None else ",".join(self.topics)
         return (f"ValidatedChain(subject={_fp(self.subject)}, root={_fp(self.root)}, "
-                f"usages={','.join(sorted(self.usages))}, topics={topics}, expiry={self.expiry})")
+                f"usages={','.join(sorted(self.usages))}, topics={topics}, expiry={self.expiry}, "
+                f"excluded={len(self.excluded)})")
 
 
-def _check_time(cert: Certificate, now: float, skew: int, position: str) -> None:
+@dataclass(frozen=True, eq=False)
+class Root:
+    """A root of trust as a node holds it: the constraints every chain under it obeys.
+
+    ``provisioned`` roots come from the node's own config and are trusted as given; admitted
+    roots come from a verified allow entry, and ``lineage`` names every key their admission
+    flowed through (the allowlister's chain and root, and that root's lineage), so that
+    denying any of them takes the admitted root with it.
+    """
+
+    subject: bytes
+    topics: tuple[str, ...] | None
+    usages: frozenset[str]
+    pathlen: int | None
+    not_before: int
+    expiry: int
+    provisioned: bool = False
+    lineage: frozenset[bytes] = frozenset()
+    certificate: Certificate | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, cert: Certificate) -> Root:
+        """A provisioned root from its allowlist certificate (trusted as given: not verified)."""
+        return cls(subject=cert.subject, topics=cert.topics, usages=cert.usages, pathlen=cert.pathlen,
+                   not_before=cert.not_before, expiry=cert.expiry, provisioned=True, certificate=cert)
+
+    def constraints(self) -> tuple[Any, ...]:
+        return (self.topics, self.usages, self.pathlen, self.not_before, self.expiry)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Root):
+            return NotImplemented
+        return (self.subject, self.provisioned, self.lineage, *self.constraints()) == (
+            other.subject, other.provisioned, other.lineage, *other.constraints())
+
+    def __hash__(self) -> int:
+        return hash((self.subject, self.topics, self.usages, self.pathlen, self.not_before, self.expiry))
+
+    def __repr__(self) -> str:
+        topics = "*" if self.topics is None else ",".join(self.topics)
+        kind = "provisioned" if self.provisioned else "admitted"
+        return (f"Root({_fp(self.subject)}, {kind}, usages={','.join(sorted(self.usages))}, topics={topics}, "
+                f"pathlen={self.pathlen}, not_before={self.not_before}, expiry={self.expiry})")
+
+
+def _check_time(cert: Certificate | Root, now: float, skew: int, position: str) -> None:
     if cert.expiry != 0 and now > cert.expiry + skew:
         raise ChainError(REASON_EXPIRED, position)
     if cert.not_before > now + skew:
         raise ChainError(REASON_NOT_YET_VALID, position)
 
 
-def _validate(chain: Chain, roots: Mapping[bytes, Certificate], denied: frozenset[bytes], now: float,
-              skew: int) -> ValidatedChain:
-    """The algorithm of docs/PROTOCOL.md section 5, in its documented order of checks."""
+def validate_chain(chain: Chain, roots: Mapping[bytes, Root], denied: Collection[bytes], now: float,
+                   skew: int) -> ValidatedChain:
+    """The algorithm of docs/PROTOCOL.md section 5, in its documented order of checks.
+
+    ``denied`` is only read (a set, for O(1) lookups); nothing here copies it.
+    """
     certs = chain.certificates
     if len(certs) > MAX_CHAIN_LENGTH:
         raise ChainError(REASON_TOO_LONG, f"{len(certs)} certificates")
@@ -452,6 +575,9 @@ def _validate(chain: Chain, roots: Mapping[bytes, Certificate], denied: frozense
             raise ChainError(REASON_BROKEN_LINK, f"certificate {i + 1}")
     if root.subject in denied:
         raise ChainError(REASON_DENYLISTED, f"root {_fp(root.subject)}")
+    for key in root.lineage:
+        if key in denied:
+            raise ChainError(REASON_DENYLISTED, f"root {_fp(root.subject)} was admitted through {_fp(key)}")
     for i, cert in enumerate(certs):
         for key in (cert.issuer, cert.subject):
             if key in denied:
@@ -461,6 +587,10 @@ def _validate(chain: Chain, roots: Mapping[bytes, Certificate], denied: frozense
             cert.verify_signature()
         except SignatureError as exc:
             raise ChainError(REASON_BAD_SIGNATURE, f"certificate {i}") from exc
+    # every signature is good: only now may this chain's patterns be compiled (and cached)
+    compile_patterns(root.topics)
+    for cert in certs:
+        compile_patterns(cert.topics)
     _check_time(root, now, skew, "root")
     for i, cert in enumerate(certs):
         _check_time(cert, now, skew, f"certificate {i}")
@@ -480,174 +610,8 @@ def _validate(chain: Chain, roots: Mapping[bytes, Certificate], denied: frozense
         parent = cert
     expiries = [c.expiry for c in (root, *certs) if c.expiry != 0]
     leaf = chain.leaf
+    keys = {root.subject, *root.lineage}
+    for cert in certs:
+        keys.update((cert.issuer, cert.subject))
     return ValidatedChain(subject=leaf.subject, root=root.subject, topics=leaf.topics, usages=leaf.usages,
-                          expiry=min(expiries) if expiries else 0)
-
-
-# --------------------------------------------------------------------------- trust updates
-
-
-@dataclass(frozen=True)
-class TrustUpdate:
-    """A signed edit of the allowlist ("allow": entry becomes a root) or denylist ("deny": entry.subject)."""
-
-    kind: str
-    entry: Certificate
-    chain: Chain | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in (KIND_ALLOW, KIND_DENY):
-            raise FormatError("trust update kind: must be 'allow' or 'deny'")
-
-    def encode(self) -> bytes:
-        return wire.pack([FORMAT_VERSION, self.kind, self.entry.encode(),
-                          None if self.chain is None else self.chain.encode()])
-
-    @classmethod
-    def decode(cls, data: bytes) -> TrustUpdate:
-        items = _unwrap_version(wire.unpack(data, max_size=MAX_TRUST_UPDATE_SIZE), "trust update")
-        wire.expect_list(items, "trust update", size=4)
-        kind = wire.expect(items[1], str, "trust update kind")
-        if kind not in (KIND_ALLOW, KIND_DENY):
-            raise FormatError("trust update kind: must be 'allow' or 'deny'")
-        entry = Certificate.decode(wire.expect_bytes(items[2], "trust update entry"))
-        chain = None if items[3] is None else Chain.decode(wire.expect_bytes(items[3], "trust update chain"))
-        return cls(kind, entry, chain)
-
-
-def make_trust_update(
-    kind: str,
-    signer: SigningIdentity,
-    signer_chain: Chain | None,
-    subject: bytes,
-    *,
-    cert_usages: Iterable[str] | None = None,
-    topics: Iterable[str] | None = None,
-    pathlen: int | None = None,
-    expiry: int = 0,
-    not_before: int | None = None,
-) -> TrustUpdate:
-    """Sign an allow/deny entry for ``subject``.
-
-    ``cert_usages`` defaults to every usage for "allow" (a new root) and to none
-    for "deny" (where the entry's constraints mean nothing). A key denylisting
-    itself passes ``signer_chain=None``.
-    """
-    if kind not in (KIND_ALLOW, KIND_DENY):
-        raise FormatError("trust update kind: must be 'allow' or 'deny'")
-    if cert_usages is None:
-        cert_usages = Usage.ALL if kind == KIND_ALLOW else ()
-    entry = issue_certificate(signer, subject, usages=cert_usages, topics=topics, pathlen=pathlen,
-                              expiry=expiry, not_before=not_before)
-    return TrustUpdate(kind, entry, signer_chain)
-
-
-# --------------------------------------------------------------------------- the store
-
-
-class TrustStore:
-    """allowlist (root certificates keyed by subject key) + denylist (set of keys). Thread-safe (a lock).
-
-    ``skew`` is the clock difference in seconds tolerated on every not_before and expiry.
-    """
-
-    def __init__(self, roots: Iterable[Certificate] = (), denied: Iterable[bytes] = (), *,
-                 skew: int = DEFAULT_SKEW) -> None:
-        if isinstance(skew, bool) or not isinstance(skew, int) or skew < 0:
-            raise ValueError("skew must be a non-negative int")
-        self._lock = threading.RLock()
-        self._skew = skew
-        self._roots: dict[bytes, Certificate] = {}
-        self._denied: set[bytes] = set()
-        for cert in roots:
-            self.add_root(cert)
-        for key in denied:
-            self.deny(key)
-
-    @property
-    def skew(self) -> int:
-        return self._skew
-
-    @property
-    def roots(self) -> dict[bytes, Certificate]:
-        with self._lock:
-            return dict(self._roots)
-
-    @property
-    def denied(self) -> frozenset[bytes]:
-        with self._lock:
-            return frozenset(self._denied)
-
-    def add_root(self, cert: Certificate) -> None:
-        """Trust a provisioned root as is (no check: whoever calls this vouches for it)."""
-        if not isinstance(cert, Certificate):
-            raise TypeError("add_root takes a Certificate")
-        with self._lock:
-            self._roots[cert.subject] = cert
-
-    def remove_root(self, key: bytes) -> None:
-        with self._lock:
-            self._roots.pop(bytes(key), None)
-
-    def deny(self, key: bytes) -> None:
-        wire.expect_bytes(key, "denied key", size=PUBLIC_KEY_SIZE)
-        with self._lock:
-            self._denied.add(bytes(key))
-
-    def is_denied(self, key: bytes) -> bool:
-        with self._lock:
-            return bytes(key) in self._denied
-
-    def validate(self, chain: Chain, *, now: float | None = None) -> ValidatedChain:
-        """Check ``chain`` against this store; ChainError with a stable ``reason`` on failure."""
-        if not isinstance(chain, Chain):
-            raise TypeError("validate takes a Chain")
-        with self._lock:
-            roots = dict(self._roots)
-            denied = frozenset(self._denied)
-        return _validate(chain, roots, denied, time.time() if now is None else now, self._skew)
-
-    def apply(self, update: TrustUpdate, *, now: float | None = None) -> bool:
-        """Authenticate and apply ``update``; True if the store changed. Invalid: raise, store unchanged.
-
-        The lock is held throughout so a concurrent deny cannot slip between the
-        check of an allow update and its application.
-        """
-        if not isinstance(update, TrustUpdate):
-            raise TypeError("apply takes a TrustUpdate")
-        entry = update.entry
-        with self._lock:
-            if update.kind == KIND_DENY and entry.self_signed:
-                entry.verify_signature()  # a key may always denylist itself
-            else:
-                needed = Usage.DENYLIST if update.kind == KIND_DENY else Usage.ALLOWLIST
-                if update.chain is None:
-                    raise ChainError(REASON_MISSING_CHAIN, f"{update.kind} update needs the signer's chain")
-                signer = self.validate(update.chain, now=now)
-                if needed not in signer.usages:
-                    raise ChainError(REASON_USAGE_NOT_ALLOWED, needed)
-                if not hmac.compare_digest(signer.subject, entry.issuer):
-                    raise ChainError(REASON_SIGNER_MISMATCH, "entry not issued by the chain's key")
-                entry.verify_signature()
-                if update.kind == KIND_ALLOW:
-                    # a new root can never be wider than the key that vouches for it
-                    if not _topics_narrow(signer.topics, entry.topics):
-                        raise ChainError(REASON_WIDENED_TOPICS, "allowlisted root is wider than its signer")
-                    if not entry.usages <= signer.usages:
-                        raise ChainError(REASON_WIDENED_USAGES, "allowlisted root is wider than its signer")
-            if update.kind == KIND_DENY:
-                if entry.subject in self._denied:
-                    return False
-                self._denied.add(entry.subject)
-                return True
-            if entry.subject in self._denied:
-                raise ChainError(REASON_DENYLISTED, f"key {_fp(entry.subject)} cannot be allowed again")
-            current = self._roots.get(entry.subject)
-            if current is not None and (current == entry or entry.not_before < current.not_before):
-                return False  # a replay, or an older entry that must not roll a root back
-            self._roots[entry.subject] = entry
-            return True
-
-    def __repr__(self) -> str:
-        with self._lock:
-            return f"TrustStore({len(self._roots)} roots, {len(self._denied)} denied, skew={self._skew})"
+                          expiry=min(expiries) if expiries else 0, keys=frozenset(keys))

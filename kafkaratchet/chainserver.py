@@ -23,12 +23,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .certs import Chain, Usage, issue_certificate
+from .certs import Chain, Usage, issue_certificate, topics_narrow
 from .credentials import Credentials
 from .errors import ConfigError, KafkaRatchetError
 from .identity import PUBLIC_KEY_SIZE, fingerprint
 from .settings import NodeSettings
 from .store import KafkaCryptoStore
+from .trusttopics import chain_record_key
 
 __all__ = ["KafkaCryptoChainServer", "ServedKey"]
 
@@ -120,15 +121,22 @@ class KafkaCryptoChainServer:
         return mine.extend(cert)
 
     def _issuing_chain(self, served: ServedKey) -> Chain:
+        """Our first valid ``chain-issue`` chain that holds every usage *and* every topic ``served`` gets.
+
+        A certificate never widens its parent, so a chain issued below a chain for other topics would be
+        refused by every node: the topics decide the issuing chain as much as the usages do.
+        """
         for chain in self.credentials.chains:
             try:
                 checked = self.credentials.trust.validate(chain)
             except KafkaRatchetError:
                 continue
-            if Usage.CHAIN_ISSUE in checked.usages and served.usages <= checked.usages:
+            if (Usage.CHAIN_ISSUE in checked.usages and served.usages <= checked.usages
+                    and topics_narrow(checked.topics, served.topics)):
                 return chain
+        topics = "all topics" if served.topics is None else f"topics {','.join(served.topics)}"
         raise ConfigError(f"no valid chain-issue chain of {self.node_id} covers usages "
-                          f"{','.join(sorted(served.usages))}")
+                          f"{','.join(sorted(served.usages))} on {topics}")
 
     def run_once(self, now: float | None = None) -> int:
         """Issue and publish every chain that is missing or within its refresh window; returns how many."""
@@ -145,7 +153,7 @@ class KafkaCryptoChainServer:
             except KafkaRatchetError as exc:
                 log.error("cannot issue a chain for %s: %s", fingerprint(served.public_key), exc)
                 continue
-            producer.send(self.settings.chains_topic, value=chain.encode()).get(timeout=30)
+            producer.send(self.settings.chains_topic, key=chain_record_key(chain), value=chain.encode()).get(timeout=30)
             with self._lock:
                 self._issued[served.public_key] = chain.leaf.expiry
             count += 1

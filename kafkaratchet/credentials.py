@@ -1,9 +1,12 @@
 """What a node knows about trust: its identity, its chains, the allowlist and the denylist.
 
-Loaded from the node's store and kept in step with it: a valid trust update or a
-renewed chain read from the management topics is applied live and persisted, so
-a restart sees it. Shared by :class:`~kafkaratchet.KafkaCrypto`, the controller
-and the chain server.
+Loaded from the node's store and kept in step with it: valid trust updates and
+renewed chains read from the management topics are applied live and persisted, so
+a restart sees them. Trust updates are kept, as received, in ``<node>.trust`` and
+folded again at start (the config's ``[allowlist]`` and ``[denylist]`` hold only
+what was provisioned, or persisted before trust updates v2); that file is written
+at most once a second, never once per entry. Shared by
+:class:`~kafkaratchet.KafkaCrypto`, the controller and the chain server.
 """
 
 from __future__ import annotations
@@ -11,18 +14,36 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .certs import KIND_ALLOW, Certificate, Chain, TrustStore, TrustUpdate, ValidatedChain
-from .errors import ConfigError, FormatError, KafkaRatchetError
+from . import wire
+from .certs import Certificate, Chain, ValidatedChain
+from .errors import ChainError, ConfigError, FormatError, KafkaRatchetError
 from .identity import SigningIdentity, decode_identity_file, fingerprint
-from .secretfile import read_secret
+from .protocol.trust import (
+    MAX_ENTRIES,
+    MAX_UPDATE_SIZE,
+    LegacyTrustUpdateError,
+    TrustChange,
+    TrustStore,
+    TrustUpdate,
+)
+from .secretfile import read_secret, write_atomic
 from .store import KafkaCryptoStore
 
-__all__ = ["Credentials", "chain_expiry", "outlives"]
+__all__ = ["Credentials", "chain_expiry", "outlives", "read_trust_file"]
 
 log = logging.getLogger(__name__)
+
+#: ``<node>.trust``: ``[1, [entry, ...]]`` in msgpack, each entry a trust update exactly as received
+_TRUST_FILE_VERSION = 1
+_MAX_TRUST_FILE = MAX_ENTRIES * (MAX_UPDATE_SIZE // 16) + 64
+_PERSIST_INTERVAL = 1.0
+_LOG_INTERVAL = 60.0
+REPUBLISH_HINT = ("re-publish them as v2 entries with `kafkaratchet-provision denylist --republish "
+                  "--config ADMIN.config`")
 
 
 def chain_expiry(chain: Chain) -> int:
@@ -36,6 +57,31 @@ def outlives(a: int, b: int) -> bool:
     if a == 0:
         return b != 0
     return b != 0 and a > b
+
+
+def read_trust_file(path: Path) -> tuple[list[TrustUpdate], list[str]]:
+    """The entries kept in a node's ``<node>.trust`` (none if it does not exist), and what was skipped.
+
+    ConfigError when the file is not one; an entry that no longer verifies is skipped and named.
+    """
+    if not path.exists():
+        return [], []
+    try:
+        items = wire.expect_list(wire.unpack(read_secret(path, max_size=_MAX_TRUST_FILE), max_size=_MAX_TRUST_FILE),
+                                 "trust file", size=2)
+        if wire.expect_int(items[0], "trust file version") != _TRUST_FILE_VERSION:
+            raise FormatError("unsupported trust file version")
+        raw = wire.expect_list(items[1], "trust file entries")
+    except FormatError as exc:
+        raise ConfigError(f"{path}: not a trust entries file ({exc})") from None
+    updates: list[TrustUpdate] = []
+    problems: list[str] = []
+    for value in raw:
+        try:
+            updates.append(TrustUpdate.decode(wire.expect_bytes(value, "trust entry")))
+        except KafkaRatchetError as exc:
+            problems.append(f"{path}: skipping an entry that does not verify: {exc}")
+    return updates, problems
 
 
 class Credentials:
@@ -59,6 +105,11 @@ class Credentials:
                 raise ConfigError(f"{store.path}: a chain in [chains] is not for this node's key")
         self._lock = threading.Lock()
         self._changed = threading.Condition()
+        self._trust_path = store.secret_path("trustentries", ".trust")
+        self._dirty = False
+        self._last_persist = 0.0
+        self._logged: dict[str, float] = {}
+        self._load_trust_entries()
 
     def wait_until(self, predicate: Callable[[Credentials], bool], timeout: float) -> bool:
         """Block until ``predicate(self)`` holds after a live update (or at once), at most ``timeout`` s."""
@@ -121,28 +172,111 @@ class Credentials:
         return next((c for c in self.chains if usage in c.leaf.usages), None)
 
     # -- live updates ----------------------------------------------------------------------------------
-    def apply_trust_update(self, kind: str, value: bytes) -> TrustUpdate | None:
-        """Apply a signed allowlist/denylist entry read from the broker; the update if it changed anything.
+    def apply_trust_update(self, kind: str, value: bytes) -> TrustChange | None:
+        """Apply one signed entry read from the ``kind``-list topic; the change, or None if nothing changed.
 
-        Raises a KafkaRatchetError for an invalid entry, which then changes nothing.
+        Raises a KafkaRatchetError for an entry that cannot take effect, which then changes nothing.
         """
         update = TrustUpdate.decode(value)
         if update.kind != kind:
             raise FormatError(f"a {update.kind!r} entry on the {kind}list topic")
-        if not self.trust.apply(update):
-            return None
-        subject = update.entry.subject
-        if update.kind == KIND_ALLOW:
-            self.store.store_value(subject.hex(), update.entry.encode(), "allowlist")
-            log.info("key %s added to the allowlist", fingerprint(subject))
-        else:
-            self.store.store_value(subject.hex(), subject, "denylist")
-            if subject == self.identity.public_key:
-                log.warning("this node's own key %s is denylisted: others will refuse it", fingerprint(subject))
+        count = self.trust.entry_count
+        change, refused = self.trust.apply_many([update])
+        self._after_change(change, stored=self.trust.entry_count != count)
+        if update.digest in refused:
+            raise refused[update.digest]
+        return change if change else None
+
+    def apply_trust_records(self, records: Iterable[tuple[str, bytes]]) -> TrustChange:
+        """Apply a batch of (expected kind, record value) read from the trust topics, in one fold.
+
+        Never raises for bad input: unreadable, forged and ineffective entries are counted and
+        logged (at most once a minute per reason); version 1 entries are ignored with one line
+        saying how to re-publish them.
+        """
+        updates: list[TrustUpdate] = []
+        for kind, value in records:
+            try:
+                update = TrustUpdate.decode(value)
+            except LegacyTrustUpdateError:
+                self._log_once("legacy", logging.WARNING, "ignoring version 1 trust updates on the %slist "
+                               "topic: they are no longer accepted; %s", kind, REPUBLISH_HINT)
+                continue
+            except KafkaRatchetError as exc:
+                self._log_once(f"bad:{type(exc).__name__}", logging.INFO,
+                               "ignored an unreadable or forged trust update: %s", exc)
+                continue
+            if update.kind != kind:
+                self._log_once("wrong-topic", logging.INFO, "ignored a %s entry on the %slist topic",
+                               update.kind, kind)
+                continue
+            updates.append(update)
+        if not updates:
+            return TrustChange()
+        count = self.trust.entry_count
+        change, refused = self.trust.apply_many(updates)
+        for exc in refused.values():
+            reason = exc.reason if isinstance(exc, ChainError) else type(exc).__name__
+            self._log_once(f"refused:{reason}", logging.INFO, "a trust update has no effect here: %s", exc)
+        self._after_change(change, stored=self.trust.entry_count != count)
+        return change
+
+    def _after_change(self, change: TrustChange, *, stored: bool) -> None:
+        if stored:
+            self._dirty = True
+            self.persist_trust()
+        if not change:
+            return
+        own = self.identity.public_key
+        for key, scope in change.denial_scopes():
+            where = "every topic" if scope is None else "topics " + " ".join(scope)
+            if key == own:
+                log.warning("this node's own key %s is denylisted for %s: others will refuse it",
+                            fingerprint(key), where)
             else:  # a node starting up replays every entry ever made: one line each, not a wall of warnings
-                log.info("key %s is denylisted", fingerprint(subject))
+                log.info("key %s is denylisted for %s", fingerprint(key), where)
+        for key in sorted(change.roots_added):
+            log.info("key %s added to the allowlist", fingerprint(key))
+        for key in sorted(change.roots_changed):
+            log.info("root %s narrowed its constraints", fingerprint(key))
         self._notify()
-        return update
+
+    def _log_once(self, what: str, level: int, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._logged.get(what)
+            if last is not None and now - last < _LOG_INTERVAL:
+                return
+            self._logged[what] = now
+        log.log(level, message, *args)
+
+    # -- the entries file --------------------------------------------------------------------------------
+    def persist_trust(self, *, force: bool = False) -> None:
+        """Write ``<node>.trust`` if entries arrived since the last write (at most once a second unless
+        ``force``): a burst of entries costs one write, never one per entry."""
+        if not self._dirty or (not force and time.monotonic() - self._last_persist < _PERSIST_INTERVAL):
+            return
+        with self._lock:
+            self._dirty = False
+            self._last_persist = time.monotonic()
+            entries = [e.raw for e in self.trust.entries()]
+            try:
+                write_atomic(self._trust_path, wire.pack([_TRUST_FILE_VERSION, entries]))
+            except OSError as exc:
+                self._dirty = True
+                log.error("cannot persist trust updates to %s: %s", self._trust_path, exc.strerror)
+
+    def _load_trust_entries(self) -> None:
+        updates, problems = read_trust_file(self._trust_path)
+        for problem in problems:
+            log.warning("%s", problem)
+        _, refused = self.trust.apply_many(updates)
+        if refused:
+            log.info("%s: %d of %d stored trust updates have no effect under the current config",
+                     self._trust_path, len(refused), len(updates))
+
+    def close(self) -> None:
+        self.persist_trust(force=True)
 
     def offer_chain(self, value: bytes) -> bool:
         """Adopt a chain for our key that validates and outlives the one we hold for the same rights."""

@@ -13,16 +13,20 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import nacl.bindings as sodium
 import nacl.exceptions
 
 from . import wire
-from .certs import Chain, TrustStore, Usage, ValidatedChain
+from .certs import Chain, Usage, ValidatedChain
 from .errors import DecryptionError, FormatError, KeyExchangeError, UnsupportedVersionError
 from .identity import SigningIdentity, fingerprint, verify
 from .kem import KemPrivateKey, KemType, ciphertext_size, encapsulate, public_key_size
 from .ratchet import KEY_ID_SIZE, KEY_SIZE
+
+if TYPE_CHECKING:
+    from .protocol.trust import TrustStore
 
 __all__ = [
     "Kind", "KeyRequest", "ForwardedRequest", "KeyAnswer", "WrappedKey", "make_request", "forward_request",
@@ -287,18 +291,20 @@ def verify_request(request: KeyRequest | ForwardedRequest, trust: TrustStore, *,
     """The requester's validated chain, if a producer may answer this request; KafkaRatchetError if not.
 
     A direct request needs ``consume`` for its root; a forwarded one needs a controller chain with
-    ``controller`` and an inner chain with ``subscribe`` or ``consume``.
+    ``controller`` and an inner chain with ``subscribe`` or ``consume``. The message's own signature
+    is checked first: no topic pattern of a genuine chain is ever matched against a root name that
+    arrived in a message nobody signed.
     """
     now = time.time() if now is None else now
     if isinstance(request, ForwardedRequest):
+        request.check_signature(Kind.FORWARD)
         controller = trust.validate(request.chain, now=now)
         controller.require(Usage.CONTROLLER, request.root)
-        request.check_signature(Kind.FORWARD)
         return verify_subscription(request.inner, trust, max_age=max_age, now=now)
-    requester = trust.validate(request.chain, now=now)
-    requester.require(Usage.CONSUME, request.root)
     request.check_signature(Kind.REQUEST)
     _check_fresh(request.timestamp_ms, now, max_age, trust.skew, "request")
+    requester = trust.validate(request.chain, now=now)
+    requester.require(Usage.CONSUME, request.root)
     return requester
 
 
@@ -307,19 +313,19 @@ def verify_subscription(request: KeyRequest, trust: TrustStore, *, max_age: floa
     """The requester's validated chain, if a controller may vouch for this request: ``subscribe`` or
     ``consume`` for its root, a good signature, fresh. KafkaRatchetError if not."""
     now = time.time() if now is None else now
+    request.check_signature(Kind.REQUEST)
+    _check_fresh(request.timestamp_ms, now, max_age, trust.skew, "request")
     requester = trust.validate(request.chain, now=now)
     if not requester.allows(Usage.CONSUME, request.root):
         requester.require(Usage.SUBSCRIBE, request.root)
-    request.check_signature(Kind.REQUEST)
-    _check_fresh(request.timestamp_ms, now, max_age, trust.skew, "request")
     return requester
 
 
 def verify_answer(answer: KeyAnswer, trust: TrustStore, *, now: float | None = None) -> ValidatedChain:
     now = time.time() if now is None else now
+    answer.check_signature(Kind.ANSWER)
     producer = trust.validate(answer.chain, now=now)
     producer.require(Usage.PRODUCE, answer.root)
-    answer.check_signature(Kind.ANSWER)
     return producer
 
 

@@ -22,10 +22,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from .certs import Certificate, Chain, TrustStore
+from .certs import Certificate, Chain
+from .credentials import read_trust_file
 from .errors import ChainError, ConfigError, FormatError, KafkaRatchetError
 from .identity import decode_identity_file, derive_subkey, fingerprint
 from .keyring import KeyRing
+from .protocol.trust import TrustStore
 from .ratchet import Ratchet
 from .secretfile import read_secret
 from .settings import NodeSettings
@@ -151,6 +153,23 @@ def inspect_node(config: Path, *, warn_within: int | None = None, now: float | N
     by_subject = {cert.subject: cert for cert in roots}
 
     warnings: list[str] = []
+    try:
+        updates, problems = read_trust_file(store.secret_path("trustentries", ".trust"))
+    except ConfigError as exc:  # report the rest; an unreadable trust file is one more thing to fix
+        updates, problems = [], [str(exc)]
+    warnings += problems
+    trust.apply_many(updates, now=moment)
+    state = trust.state
+    for key, root in sorted(state.roots.items()):
+        if not root.provisioned:
+            allowlist.append({"fingerprint": fingerprint(key), "subject": key.hex(), "subject_fingerprint":
+                              fingerprint(key), "issuer_fingerprint": None, "usages": sorted(root.usages),
+                              "topics": None if root.topics is None else list(root.topics), "pathlen": root.pathlen,
+                              "not_before": root.not_before, "expiry": root.expiry, "source": "trust update",
+                              "expired": bool(root.expiry and root.expiry <= moment)})
+    denied = sorted(state.denied)
+    scoped = [{"fingerprint": fingerprint(k), "public_key": k.hex(), "topics": list(scope)}
+              for k, scopes in sorted(state.scoped.items()) for scope in scopes]
     chains = []
     for name, blob in _blobs(store, "chains"):
         try:
@@ -222,6 +241,8 @@ def inspect_node(config: Path, *, warn_within: int | None = None, now: float | N
         "chains": chains,
         "allowlist": allowlist,
         "denylist": [{"fingerprint": fingerprint(k), "public_key": k.hex()} for k in denied],
+        "scoped_denials": scoped,
+        "trust_updates": len(updates),
         "ratchet_epoch": epoch,
         "producer_keys": keys,
         "warnings": warnings,
@@ -265,6 +286,9 @@ def render_text(report: dict[str, Any]) -> str:
                      f"{_expiry_text(root['expiry'], now)}")
     lines += ["", f"denylist ({len(report['denylist'])})"]
     lines += [f"  {entry['fingerprint']}  {entry['public_key']}" for entry in report["denylist"]]
+    if report["scoped_denials"]:
+        lines += ["", f"denied for some topics ({len(report['scoped_denials'])})"]
+        lines += [f"  {entry['fingerprint']}  topics {' '.join(entry['topics'])}" for entry in report["scoped_denials"]]
     epoch = report["ratchet_epoch"]
     held = sum(len(v) for v in report["producer_keys"].values())
     lines += ["", f"producer keys ({held} held{'' if epoch is None else f', ratchet epoch {epoch}'})"]

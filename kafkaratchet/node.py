@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from . import keyexchange as kx
-from .certs import Usage
+from .certs import REASON_TOPIC_NOT_ALLOWED, REASON_USAGE_NOT_ALLOWED, Usage
 from .credentials import Credentials
 from .errors import (
+    ChainError,
     DecryptionError,
     FormatError,
     KafkaRatchetError,
@@ -37,6 +38,7 @@ from .identity import derive_subkey, fingerprint
 from .kem import KemPrivateKey
 from .keyring import KeyRing
 from .message import KafkaCryptoMessage, opened_message
+from .protocol.trust import scope_matches
 from .ratchet import DataKey, Ratchet
 from .sealing import Role, Sealer, is_sealed, key_id_of, open_sealed
 from .secretfile import remove_stale_temps
@@ -50,6 +52,10 @@ log = logging.getLogger(__name__)
 _POLL_MS = 50
 _VALUE = Role.VALUE
 _MAX_SEEN_REQUESTS = 20_000
+#: refusals raised only after the request's signature and the requester's chain verified (ValidatedChain.require):
+#: the sender is identified, so it may have a log line of its own; any other refusal names a signer the
+#: sender chose, and all of them share one rate limit per root
+_IDENTIFIED_REFUSALS = frozenset({REASON_USAGE_NOT_ALLOWED, REASON_TOPIC_NOT_ALLOWED})
 _MAX_PENDING = 1_000
 _MAX_RETRY = 30.0
 _WANT_TTL = 300.0
@@ -148,9 +154,11 @@ class KafkaCrypto:
         self._produce_roots: set[str] = set()
         self._wants: dict[str, _Want] = {}
         self._pending: collections.OrderedDict[bytes, _Pending] = collections.OrderedDict()
-        self._seen: collections.OrderedDict[bytes, float] = collections.OrderedDict()
+        # (requester's key, request id) of requests judged: an id is only unique per requester
+        self._seen: collections.OrderedDict[tuple[bytes, bytes], float] = collections.OrderedDict()
         self._last_maintenance = 0.0
-        self._revoked: list[bytes] = []
+        self._trust_batch: list[tuple[str, bytes]] = []
+        self._bite_roots: set[str] = set()  # produced roots whose keys a denial wants replaced
         self._last_bite = 0.0
 
         self._thread = threading.Thread(target=self._run, name=f"kafkaratchet-{self.node_id}", daemon=True)
@@ -183,12 +191,22 @@ class KafkaCrypto:
 
     def ratchet(self) -> int:
         """Step the ratchet now: new keys and key ids for every root. Returns the new epoch."""
+        return self._step(None)
+
+    def _step(self, roots: set[str] | None) -> int:
+        """Step the seed; ``roots`` (None: all) get new keys, every other root keeps sealing with its
+        current key until the interval steps it (a denial scoped to one topic replaces only its keys)."""
         with self._ratchet_lock:
             self._ring.persist()  # the retiring epoch's keys are archived before its secret is gone
             epoch = self._ratchet.step()
-            self._seal_keys = {}
+            kept = {} if roots is None else {r: k for r, k in self._seal_keys.items() if r not in roots}
+            self._seal_keys = kept
             # after the keys: a sealer built meanwhile from the old keys lands in the discarded dicts
-            self._value_sealers, self._key_sealers = {}, {}
+            if kept:
+                self._value_sealers = {t: s for t, s in self._value_sealers.items() if self._root(t) in kept}
+                self._key_sealers = {t: s for t, s in self._key_sealers.items() if self._root(t) in kept}
+            else:
+                self._value_sealers, self._key_sealers = {}, {}
         return epoch
 
     def close(self) -> None:
@@ -201,6 +219,7 @@ class KafkaCrypto:
             self._ring.persist()
         except OSError as exc:
             log.error("could not persist the key archive on close: %s", exc.strerror)
+        self.credentials.close()
         log.info("node %s closed", self.node_id)
 
     def __enter__(self) -> KafkaCrypto:
@@ -358,7 +377,9 @@ class KafkaCrypto:
                     for tp, records in batches.items():
                         for record in records:
                             self._dispatch(tp.topic, record.value)
-                    if self._revoked:
+                    if self._trust_batch:
+                        self._apply_trust_batch()
+                    if self._bite_roots:
                         self._bite()
                 else:
                     self._idle(_POLL_MS / 1000)
@@ -414,6 +435,11 @@ class KafkaCrypto:
     def _follow_management_topics(self) -> None:
         self._follow((self.settings.chains_topic, self.settings.allowlist_topic, self.settings.denylist_topic),
                      "beginning")
+        from .trusttopics import start_trust_topic_check
+
+        # once the topics exist, on its own thread: warn when the broker deletes trust entries
+        start_trust_topic_check(self.store.get_kafka_config("consumer", extra="crypto"), [
+            self.settings.chains_topic, self.settings.allowlist_topic, self.settings.denylist_topic])
         if not self._unresolved:
             self._ready.set()
 
@@ -521,7 +547,8 @@ class KafkaCrypto:
             return
         try:
             if topic in (self.settings.allowlist_topic, self.settings.denylist_topic):
-                self._on_trust_update(topic, value)
+                # folded once per poll batch (a node replaying the topics at start folds thousands at once)
+                self._trust_batch.append(("allow" if topic == self.settings.allowlist_topic else "deny", value))
             elif topic == self.settings.chains_topic:
                 self._on_chain(value)
             elif topic.endswith(self.settings.reqs_suffix):
@@ -542,9 +569,13 @@ class KafkaCrypto:
         root = message.root
         if topic != root + self.settings.reqs_suffix or root not in self._produce_roots:
             return
-        if message.request_id in self._seen:
-            return  # answered (or judged) already: duplicates and replays get nothing
         inner = message.inner if isinstance(message, kx.ForwardedRequest) else message
+        # A request id is unique only per requester: it is remembered with the requester's key, so another
+        # requester (even an authorised one, who reads the genuine request on R.reqs) reusing the id in a
+        # request of its own cannot get the genuine one dropped as already answered. Only a verified
+        # request is remembered, so an entry for (key, id) means that key really sent that id.
+        if (inner.signer, message.request_id) in self._seen:
+            return  # answered (or judged) already: duplicates and replays get nothing
         keys = self._ring.own(root, inner.key_ids)
         if not keys:
             return  # someone else's keys
@@ -552,12 +583,18 @@ class KafkaCrypto:
             requester = kx.verify_request(message, self._trust, max_age=self.settings.request_max_age)
         except KafkaRatchetError as exc:
             who = fingerprint(inner.signer)
-            if self._limiter.allow(("refused", who, root)):
-                log.warning("refused key request from %s for root %s: %s", who, root, exc)
+            if message is not inner:
+                who += f" (forwarded by {fingerprint(message.signer)})"
+            # the rate-limit key is never something the sender chooses: a forged request names any signer
+            if isinstance(exc, ChainError) and exc.reason in _IDENTIFIED_REFUSALS:
+                # signature and chain verified: these keys are genuine identities, as many as the trust lists hold
+                if self._limiter.allow(("refused", message.signer, inner.signer, root)):
+                    log.warning("refused key request from %s for root %s: %s", who, root, exc)
+            elif self._limiter.allow(("refused-unverified", root)):
+                log.warning("refused key request from %s for root %s: %s (further requests for this root that "
+                            "do not verify are not logged for %.0f s)", who, root, exc, self._limiter.interval)
             return
-        # remembered only once verified: a forged copy carrying a genuine request's id (read first from
-        # another partition) must not suppress the answer to the genuine one
-        self._remember(message.request_id)
+        self._remember(requester.subject, message.request_id)
         mine = self.credentials.chain_for(Usage.PRODUCE, root)
         if mine is None:
             if self._limiter.allow(("no-produce", root)):
@@ -568,8 +605,8 @@ class KafkaCrypto:
         self._kp.send(root + self.settings.keys_suffix, value=answer.raw)
         log.debug("answered %s with %d key(s) for root %s", fingerprint(requester.subject), len(keys), root)
 
-    def _remember(self, request_id: bytes) -> None:
-        self._seen[request_id] = time.monotonic()
+    def _remember(self, requester: bytes, request_id: bytes) -> None:
+        self._seen[(requester, request_id)] = time.monotonic()
         while len(self._seen) > _MAX_SEEN_REQUESTS:
             self._seen.popitem(last=False)
 
@@ -600,25 +637,22 @@ class KafkaCrypto:
         with self._key_arrived:
             self._key_arrived.notify_all()
 
-    def _on_trust_update(self, topic: str, value: bytes) -> None:
-        kind = "allow" if topic == self.settings.allowlist_topic else "deny"
-        update = self.credentials.apply_trust_update(kind, value)
-        if update is not None and update.kind == "deny":
-            self._revoked.append(update.entry.subject)
+    def _apply_trust_batch(self) -> None:
+        batch, self._trust_batch = self._trust_batch, []
+        change = self.credentials.apply_trust_records(batch)
+        for _key, scope in change.denial_scopes():
+            self._bite_roots.update(r for r in self._produce_roots if scope_matches(scope, r))
 
     def _bite(self) -> None:
-        """Revocation that bites: new keys and key ids for every root, which the revoked keys' chains can
-        no longer obtain. Denials read in one batch (a node replaying the denylist at start, or a flood of
-        self-denials) cost one step, and steps are at least a second apart."""
-        if not self._produce_roots or time.monotonic() - self._last_bite < 1.0:
-            if not self._produce_roots:
-                self._revoked.clear()
+        """Revocation that bites: new keys and key ids for the produced roots a denial covers, which the
+        denied keys' chains can no longer obtain. Denials read in one batch (a node replaying the denylist
+        at start) cost one step, and steps are at least a second apart."""
+        if time.monotonic() - self._last_bite < 1.0:
             return
-        log.warning("stepping the ratchet after denylist entries for %s",
-                    ", ".join(fingerprint(k) for k in self._revoked[:5]) + (" ..." if len(self._revoked) > 5 else ""))
-        self._revoked.clear()
+        roots, self._bite_roots = self._bite_roots, set()
+        log.warning("stepping the ratchet for root(s) %s after denylist entries", ", ".join(sorted(roots)))
         self._last_bite = time.monotonic()
-        self.ratchet()
+        self._step(roots)
 
     def _on_chain(self, value: bytes) -> None:
         self.credentials.offer_chain(value)
@@ -632,14 +666,17 @@ class KafkaCrypto:
             self._follow(topic, start)
         if not self._ready.is_set() and not self._unresolved:
             self._ready.set()
-        if self._revoked:
+        if self._bite_roots:
             self._bite()
+        self.credentials.persist_trust()
         cutoff = now - _WANT_TTL
         for request_id, pending in list(self._pending.items()):
             if pending.sent < cutoff:
                 del self._pending[request_id]
-        if self._produce_roots:
-            if time.time() - self._ratchet.epoch_started >= self.settings.ratchet_interval:
+        if self._produce_roots and self._seal_keys:
+            # the oldest key still sealing decides: a root a scoped denial did not step keeps its key, and
+            # must not keep it past the interval because another root's key is newer
+            if time.time() - min(k.created for k in self._seal_keys.values()) >= self.settings.ratchet_interval:
                 log.info("ratchet interval reached: stepping")
                 self.ratchet()
         with self._ratchet_lock:

@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="refuse unless the root password derives this root (catches a mistyped password)")
     password.add_argument("--new-root", action="store_true",
                           help="with --force: allow moving an existing node to a different root of trust")
+    password.add_argument("--legacy-kdf", action="store_true",
+                          help="derive with the v1 parameters (Argon2id 3 passes, 256 MiB, 12-character "
+                               "passwords) to add a node to a deployment created before v2; weaker against "
+                               "offline password guessing (a warning is printed)")
 
     init_root = commands.add_parser(
         "init-root", help="offline: create a root key sealed under a password",
@@ -129,23 +133,38 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--yes", action="store_true", help="never ask; refuse an unknown root instead")
 
     deny = commands.add_parser(
-        "denylist", help="publish a signed denylist entry: every node cuts the key off at once",
+        "denylist", help="publish a signed denylist entry: every node cuts the key off",
         description="Sign a denylist entry for KEY with the node of --config (an admin node, whose chain has "
                     "the denylist usage) and publish it on the denylist topic. Every node applies it live and "
-                    "persists it; producers step their ratchet so the key can read no new record.")
+                    "persists it; producers of the covered roots step their ratchet so the key reads no new "
+                    "record there. A denial reaches only as far as the signer's own topics.")
     deny.add_argument("key", nargs="?", help="the key to denylist: 64 hex digits, or the node's .config file")
-    deny.add_argument("--self", action="store_true", help="denylist the signing node's own key (always allowed)")
+    deny.add_argument("--self", action="store_true",
+                      help="denylist the signing node's own key (any node with a valid chain may)")
+    deny.add_argument("--topics", nargs="+", metavar="TOPIC",
+                      help="deny only for these root topics or ^patterns (default: every topic the signer may "
+                           "deny for; a denial of every topic needs a signer whose chain covers all topics)")
+    deny.add_argument("--republish", action="store_true",
+                      help="re-publish every key of the signer's [denylist] (denials persisted before trust "
+                           "updates v2) as v2 entries for every topic")
     deny.add_argument("--config", required=True, type=Path, metavar="FILE", help="the signing node's .config")
     deny.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="override the config's bootstrap servers")
 
     allow = commands.add_parser(
         "allowlist", help="publish a signed allowlist entry: every node trusts a new root",
-        description="Sign an allowlist entry admitting KEY as a root of trust, limited to --topics and "
-                    "--usages (never wider than the signer's own chain), and publish it on the allowlist topic.")
+        description="Sign an allowlist entry admitting KEY as a new root of trust, limited to --topics, "
+                    "--usages, --pathlen and --lifetime (never wider than the signer's own chain), and publish "
+                    "it on the allowlist topic. An existing root cannot be replaced, widened or re-dated this way.")
     allow.add_argument("key", help="the new root's public key: 64 hex digits, or a node's .config file")
     allow.add_argument("--config", required=True, type=Path, metavar="FILE", help="the signing node's .config")
-    allow.add_argument("--topics", nargs="+", metavar="TOPIC", help="root topics the new root may cover (default: all)")
-    allow.add_argument("--usages", nargs="+", metavar="USAGE", help="usages it may grant (default: all)")
+    allow.add_argument("--topics", nargs="+", metavar="TOPIC", help="root topics the new root may cover "
+                       "(default: all the signer may cover)")
+    allow.add_argument("--usages", nargs="+", metavar="USAGE", help="usages it may grant (default: all the "
+                       "signer holds)")
+    allow.add_argument("--pathlen", type=int, metavar="N", help="how many certificates may follow below the "
+                       "root (default: no limit of its own)")
+    allow.add_argument("--lifetime", type=int, metavar="SECONDS", help="how long the root is valid (default: "
+                       "as long as the signer's chain; 0 = never expires, only for a signer that never expires)")
     allow.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="override the config's bootstrap servers")
     return parser
 

@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from kafkaratchet.certs import Certificate, Chain, TrustStore
+from kafkaratchet.certs import Certificate, Chain
 from kafkaratchet.errors import ChainError, ConfigError, FormatError, ProvisioningError, SignatureError
 from kafkaratchet.identity import SigningIdentity, decode_identity_file, fingerprint
 from kafkaratchet.keyinfo import describe_chain, format_duration, format_time
+from kafkaratchet.protocol.trust import TrustStore
 from kafkaratchet.provisioning import ROLE_USAGES, issue_node_chain, node_paths, write_node
 from kafkaratchet.secretfile import read_secret, write_atomic
 from kafkaratchet.store import KafkaCryptoStore

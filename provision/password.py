@@ -4,22 +4,30 @@ The quick start has no files to carry between machines: the root of trust and
 the provisioner are *derived* from two passwords, so every node provisioned with
 the same passwords ends up trusting the same root. That only works with a fixed
 salt (a per-run random salt would give every node a different root), so the
-salts are constants of the protocol, documented in docs/provisioning.md:
+salts are constants of the protocol, documented in docs/provisioning.md and
+pinned by tests/vectors/password_kdf.json.
 
-    root salt        = BLAKE2b-512(b"kafkaratchet root of trust v1")[:16]
-    provisioner salt = BLAKE2b-512(b"kafkaratchet provisioner v1")[:16]
+The public halves of both derived keys are in every chain on the wire, so
+anyone who reads a chain (a broker operator, say) can guess the passwords
+offline, at the cost of one Argon2id run per guess. The current derivation,
+:data:`KDF_V2`, therefore uses libsodium's "sensitive" limits (4 passes,
+1 GiB) and refuses passwords shorter than 16 characters:
 
-A fixed salt means one attacker's precomputation works against every
-deployment, which is why the limits are libsodium's "moderate" (3 passes,
-256 MiB; about a second per guess on a server) and the root password must be
-at least :data:`MIN_PASSWORD_LENGTH` characters. Passwords are Unicode-normalised
-(NFC) before hashing, so the same password typed on two systems gives one key.
+    root salt        = BLAKE2b-512(b"kafkaratchet root of trust v2")[:16]
+    provisioner salt = BLAKE2b-512(b"kafkaratchet provisioner v2")[:16]
+
+:data:`KDF_V1` ("moderate" limits, "... v1" salts, 12 characters) is kept only
+so that ``--legacy-kdf`` can add a node to a deployment made before v2, and so
+the tool can recognise such a deployment and say so. Passwords are
+Unicode-normalised (NFC) before hashing, so the same password typed on two
+systems gives one key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import unicodedata
+from dataclasses import dataclass
 
 import nacl.exceptions
 import nacl.pwhash
@@ -31,11 +39,16 @@ from kafkaratchet.provisioning import ROLE_USAGES
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
+    "QUICKSTART_MIN_PASSWORD_LENGTH",
     "OPSLIMIT",
     "MEMLIMIT",
     "ROOT_SALT",
     "PROVISIONER_SALT",
     "PROVISIONER_USAGES",
+    "QuickstartKdf",
+    "KDF_V1",
+    "KDF_V2",
+    "CURRENT_KDF",
     "fixed_salt",
     "password_bytes",
     "derive_key",
@@ -45,8 +58,9 @@ __all__ = [
     "provisioner_certificate",
 ]
 
-#: Shortest root (and provisioning) password accepted, in Unicode characters after NFC.
+#: Shortest password accepted anywhere (root.key's password, the v1 quick start), in characters after NFC.
 MIN_PASSWORD_LENGTH = 12
+#: Limits root.key files are sealed with (each file has its own random salt, and it stays offline).
 OPSLIMIT: int = nacl.pwhash.argon2id.OPSLIMIT_MODERATE
 MEMLIMIT: int = nacl.pwhash.argon2id.MEMLIMIT_MODERATE
 KEY_SIZE = 32
@@ -58,8 +72,42 @@ def fixed_salt(label: bytes) -> bytes:
     return hashlib.blake2b(label).digest()[:SALT_SIZE]
 
 
-ROOT_SALT = fixed_salt(b"kafkaratchet root of trust v1")
-PROVISIONER_SALT = fixed_salt(b"kafkaratchet provisioner v1")
+@dataclass(frozen=True)
+class QuickstartKdf:
+    """One version of the quick start's derivation: its fixed salts, Argon2id limits and shortest password."""
+
+    version: int
+    root_label: bytes
+    provisioner_label: bytes
+    opslimit: int
+    memlimit: int
+    min_length: int
+
+    @property
+    def root_salt(self) -> bytes:
+        return fixed_salt(self.root_label)
+
+    @property
+    def provisioner_salt(self) -> bytes:
+        return fixed_salt(self.provisioner_label)
+
+    def describe(self) -> str:
+        return (f"quick start v{self.version} (Argon2id, {self.opslimit} passes, {self.memlimit >> 20} MiB, "
+                f"passwords of {self.min_length}+ characters)")
+
+
+#: Before v2: libsodium's "moderate" limits. About 0.6 s per guess on one core; kept for ``--legacy-kdf``.
+KDF_V1 = QuickstartKdf(1, b"kafkaratchet root of trust v1", b"kafkaratchet provisioner v1",
+                       opslimit=3, memlimit=256 << 20, min_length=12)
+#: libsodium's "sensitive" limits: about 3.4 s and 1 GiB per guess on one core (docs/provisioning.md).
+KDF_V2 = QuickstartKdf(2, b"kafkaratchet root of trust v2", b"kafkaratchet provisioner v2",
+                       opslimit=4, memlimit=1 << 30, min_length=16)
+CURRENT_KDF = KDF_V2
+
+#: Shortest root and provisioning password of the current quick start.
+QUICKSTART_MIN_PASSWORD_LENGTH = CURRENT_KDF.min_length
+ROOT_SALT = CURRENT_KDF.root_salt
+PROVISIONER_SALT = CURRENT_KDF.provisioner_salt
 
 #: What a provisioner may hand out: everything some role gets, nothing more (no allow/deny-list edits:
 #: an ``admin`` node is signed by the root itself, which takes the root password).
@@ -67,21 +115,21 @@ PROVISIONER_USAGES: frozenset[str] = frozenset().union(
     *(usages for role, usages in ROLE_USAGES.items() if role != "admin"))
 
 
-def password_bytes(password: str, what: str) -> bytes:
-    """NFC-normalised UTF-8 of ``password``; ProvisioningError when it is too short.
+def password_bytes(password: str, what: str, *, min_length: int = MIN_PASSWORD_LENGTH, hint: str = "") -> bytes:
+    """NFC-normalised UTF-8 of ``password``; ProvisioningError when it is shorter than ``min_length``.
 
-    The error names ``what`` ("root password") and the rule, never the password.
+    The error names ``what`` ("root password") and the rule (plus ``hint``), never the password.
     """
     normalised = unicodedata.normalize("NFC", password)
-    if len(normalised) < MIN_PASSWORD_LENGTH:
-        raise ProvisioningError(f"the {what} is too short: it needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(normalised) < min_length:
+        raise ProvisioningError(f"the {what} is too short: it needs at least {min_length} characters{hint}")
     return normalised.encode("utf-8")
 
 
 def derive_key(password: bytes, salt: bytes, *, opslimit: int = OPSLIMIT, memlimit: int = MEMLIMIT) -> bytes:
     """32 bytes of Argon2id (version 1.3) over ``password`` and ``salt``.
 
-    Slow on purpose (about a second at the default limits): callers derive each
+    Slow on purpose (seconds at the quick start's limits): callers derive each
     password once per run and keep nothing on disk.
     """
     if len(salt) != SALT_SIZE:
@@ -93,14 +141,16 @@ def derive_key(password: bytes, salt: bytes, *, opslimit: int = OPSLIMIT, memlim
             f"Argon2id failed ({type(exc).__name__}); it needs {memlimit >> 20} MiB of free memory") from None
 
 
-def root_identity(password: str) -> SigningIdentity:
+def root_identity(password: str, kdf: QuickstartKdf = CURRENT_KDF) -> SigningIdentity:
     """The quick start's root of trust: the Ed25519 key whose seed is Argon2id(root password, root salt)."""
-    return SigningIdentity(derive_key(password_bytes(password, "root password"), ROOT_SALT))
+    secret = password_bytes(password, "root password", min_length=kdf.min_length)
+    return SigningIdentity(derive_key(secret, kdf.root_salt, opslimit=kdf.opslimit, memlimit=kdf.memlimit))
 
 
-def provisioner_identity(password: str) -> SigningIdentity:
+def provisioner_identity(password: str, kdf: QuickstartKdf = CURRENT_KDF) -> SigningIdentity:
     """The quick start's provisioner key, from the provisioning password and its own fixed salt."""
-    return SigningIdentity(derive_key(password_bytes(password, "provisioning password"), PROVISIONER_SALT))
+    secret = password_bytes(password, "provisioning password", min_length=kdf.min_length)
+    return SigningIdentity(derive_key(secret, kdf.provisioner_salt, opslimit=kdf.opslimit, memlimit=kdf.memlimit))
 
 
 def root_certificate(root: SigningIdentity, *, not_before: int = 0) -> Certificate:

@@ -10,20 +10,28 @@ allowlist.
 
 Order of work, so that a bad input changes nothing: every flag is parsed, the
 passwords are read and length-checked, the remaining questions are asked, the
-target files are checked, and only then are the passwords derived (about a
-second each) and the three files written.
+target files are checked, and only then are the passwords derived (a few
+seconds each) and the three files written.
+
+Deployments made before the v2 derivation (:data:`provision.password.KDF_V1`)
+derive a different root from the same password. When the tool can tell (a
+``--root-fingerprint`` or an existing node's allowlist that the v1 parameters
+reproduce) it says so instead of "wrong password"; ``--legacy-kdf`` keeps
+provisioning such a deployment with the v1 parameters, with a warning.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import unicodedata
 from pathlib import Path
 from typing import TextIO
 
-from kafkaratchet.certs import Chain, TrustStore
+from kafkaratchet.certs import Chain
 from kafkaratchet.errors import ChainError, KafkaRatchetError, ProvisioningError
 from kafkaratchet.identity import SigningIdentity
+from kafkaratchet.protocol.trust import TrustStore
 from kafkaratchet.provisioning import issue_node_chain, node_paths, write_node
 from kafkaratchet.store import KafkaCryptoStore
 
@@ -40,6 +48,12 @@ from .spec import (
 
 __all__ = ["run_password"]
 
+log = logging.getLogger(__name__)
+
+_MIGRATE = ("or move the deployment to the offline PKI (init-root, request, sign, install: no key derived from "
+            "a password), or re-provision every node with the v2 parameters (--force --new-root); "
+            "see docs/provisioning.md")
+
 
 def _existing_roots(config: Path) -> set[bytes]:
     """The roots an existing node trusts (empty when there is no readable config to compare with)."""
@@ -52,18 +66,44 @@ def _existing_roots(config: Path) -> set[bytes]:
         return set()
 
 
+def _other_root(password: str, kdf: pw.QuickstartKdf) -> tuple[pw.QuickstartKdf, SigningIdentity | None]:
+    """The root ``password`` derives with the other version's parameters (None: too short for them)."""
+    other = pw.CURRENT_KDF if kdf is pw.KDF_V1 else pw.KDF_V1
+    try:
+        return other, pw.root_identity(password, other)
+    except ProvisioningError:
+        return other, None
+
+
+def _version_mismatch(used: pw.QuickstartKdf, other: pw.QuickstartKdf, root_fingerprint: str) -> ProvisioningError:
+    """The error for a deployment whose root the password derives only with the other version's parameters."""
+    if other is pw.KDF_V1:
+        return ProvisioningError(
+            f"this deployment was created with the v1 quick-start parameters: the root password derives its root "
+            f"{root_fingerprint} only with them (v{used.version} derives a different root); pass --legacy-kdf to "
+            f"add this node to it (weaker against offline password guessing), {_MIGRATE}")
+    return ProvisioningError(f"this deployment was created with the v{other.version} quick-start parameters "
+                             f"(root {root_fingerprint}); drop --legacy-kdf")
+
+
 def run_password(args: argparse.Namespace, prompter: Prompter, out: TextIO) -> int:
     directory = Path(args.dir)
     check_directory(directory)
     validate_spec_flags(args)
     expected_root = parse_fingerprint(args.root_fingerprint) if args.root_fingerprint else None
+    kdf = pw.CURRENT_KDF
+    hint = "" if args.legacy_kdf else (" (a deployment made before v2 with a shorter password: see --legacy-kdf "
+                                       "in docs/provisioning.md)")
+
+    def check_root(value: str) -> None:
+        pw.password_bytes(value, "root password", min_length=kdf.min_length, hint=hint)
 
     root_password = prompter.password(
         "root password", file=args.root_password_file, env_var=ROOT_PASSWORD_ENV,
-        check=lambda value: pw.password_bytes(value, "root password"), flag="--root-password-file")
+        check=check_root, flag="--root-password-file")
 
     def check_provisioning(value: str) -> None:
-        pw.password_bytes(value, "provisioning password")
+        pw.password_bytes(value, "provisioning password", min_length=kdf.min_length, hint=hint)
         if unicodedata.normalize("NFC", value) == unicodedata.normalize("NFC", root_password):
             raise ProvisioningError("the provisioning password must differ from the root password "
                                     "(whoever provisions nodes must not hold the root)")
@@ -75,14 +115,20 @@ def run_password(args: argparse.Namespace, prompter: Prompter, out: TextIO) -> i
     spec = collect_spec(args, prompter, on_node_id=lambda node: check_node_free(directory, node, args.force))
     trusted_before = _existing_roots(node_paths(directory, spec.node_id)["config"]) if args.force else set()
 
-    root = pw.root_identity(root_password)
+    root = pw.root_identity(root_password, kdf)
     if expected_root is not None and root.fingerprint != expected_root:
+        other, alternative = _other_root(root_password, kdf)
+        if alternative is not None and alternative.fingerprint == expected_root:
+            raise _version_mismatch(kdf, other, expected_root)
         raise ProvisioningError(f"wrong root password: it derives root {root.fingerprint}, "
                                 f"not the expected {expected_root}")
     if trusted_before and root.public_key not in trusted_before and not args.new_root:
+        other, alternative = _other_root(root_password, kdf)
+        if alternative is not None and alternative.public_key in trusted_before:
+            raise _version_mismatch(kdf, other, alternative.fingerprint)
         raise ProvisioningError(f"wrong root password? it derives root {root.fingerprint}, which node "
                                 f"{spec.node_id} does not trust yet; pass --new-root to move it to this root")
-    provisioner = pw.provisioner_identity(provisioning_password)
+    provisioner = pw.provisioner_identity(provisioning_password, kdf)
 
     root_cert = pw.root_certificate(root)
     identity = SigningIdentity.generate()
@@ -99,10 +145,15 @@ def run_password(args: argparse.Namespace, prompter: Prompter, out: TextIO) -> i
     except ChainError as exc:  # a bug, not an input: the chain we just made must validate
         raise ProvisioningError(f"the new chain does not validate ({exc}); nothing was written") from None
 
+    if args.legacy_kdf:  # said once everything is checked: a refused run prints its one error line only
+        log.warning("--legacy-kdf: derived with the v1 quick-start parameters (Argon2id %d passes, %d MiB), "
+                    "which make an offline password guess several times cheaper than v2; migrate this "
+                    "deployment (docs/provisioning.md)", kdf.opslimit, kdf.memlimit >> 20)
     write_node(directory, spec.node_id, identity, chains=[chain], roots=[root_cert],
                bootstrap_servers=spec.bootstrap_servers, crypto=role_settings(spec.role), force=args.force)
     print_node_summary(out, "provisioned", spec.node_id, directory, identity.fingerprint, chain, root_cert)
     out.write(f"  provisioner  {provisioner.fingerprint}\n")
+    out.write(f"  derivation   {kdf.describe()}\n")
     if spec.bootstrap_servers is None:
         out.write("  note         no --bootstrap-servers given: set [kafka] bootstrap_servers in "
                   f"{node_paths(directory, spec.node_id)['config']}\n")

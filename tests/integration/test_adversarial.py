@@ -23,13 +23,15 @@ import pytest
 from kafka import KafkaConsumer as RawConsumer
 from kafka import KafkaProducer as RawProducer
 from kafka import TopicPartition
+from kafka.partitioner import Partitioner
 
 import kafkaratchet.node as node_module
+from kafkaratchet import KafkaConsumer, KafkaCrypto, KafkaProducer, wire
 from kafkaratchet import keyexchange as kx
-from kafkaratchet import wire
-from kafkaratchet.certs import Chain, issue_certificate, make_trust_update
+from kafkaratchet.certs import Chain, issue_certificate
 from kafkaratchet.identity import SigningIdentity
 from kafkaratchet.kem import KemPrivateKey, KemType
+from kafkaratchet.protocol.trust import make_trust_update
 from kafkaratchet.sealing import Role, open_sealed, seal
 
 from .nodes import Cluster, Node
@@ -181,6 +183,27 @@ def resigned(message: kx.KeyRequest | kx.ForwardedRequest, signer: SigningIdenti
     return wire.pack([version, kind_value, body, chain, signer.sign(context, body)])
 
 
+def request_with_id(requester: Requester, root: str, key_ids: list[bytes], request_id: bytes
+                    ) -> tuple[kx.KeyRequest, dict[KemType, KemPrivateKey]]:
+    """A genuine request of ``requester``'s own, validly signed, carrying a request id it chose (anyone can)."""
+    kems = [KemPrivateKey(KemType.X25519)]
+    body = wire.pack([root, request_id, int(time.time() * 1000), key_ids,
+                      [[int(k.kem), k.public_bytes] for k in kems], {}])
+    raw = wire.pack([kx.VERSION, int(kx.Kind.REQUEST), body, requester.chain.encode(),
+                     requester.identity.sign(b"kr-request-v1", body)])
+    request = kx.parse(raw)
+    assert isinstance(request, kx.KeyRequest)
+    return request, {k.kem: k for k in kems}
+
+
+class LastPartition(Partitioner):
+    """Every record to its topic's highest partition: the one a (re)starting producer reads after the others."""
+
+    def partition(self, topic: str, key: Any, serialized_key: Any, value: Any, serialized_value: Any,
+                  cluster: Any) -> int:
+        return max(cluster.partitions_for_topic(topic))
+
+
 # --------------------------------------------------------------------------- forged requests
 
 def test_request_with_a_valid_chain_signed_by_another_key_is_not_answered(cluster: Cluster, attacker: Attacker,
@@ -207,6 +230,59 @@ def test_request_with_a_valid_chain_signed_by_another_key_is_not_answered(cluste
     for what, raw in forged.items():
         assert kx.parse(raw).request_id not in answers, f"answered a forgery: {what}"
     assert prod.crypto._thread.is_alive()
+
+
+def test_an_authorised_consumer_cannot_squat_another_consumers_request_id(cluster: Cluster, attacker: Attacker,
+                                                                          unique_root: str) -> None:
+    """Bob, authorised for the root, reads Alice's request on R.reqs and at once publishes a validly signed
+    request of his own carrying Alice's request id, on every partition. The producer is restarting (it
+    reads the last ``request_max_age`` of requests back at start), and Alice's request sits on the
+    partition it reads last, so Bob's copy is judged first. Alice must still get her key.
+
+    Guards node.py ``_on_request``: request ids are remembered per requester (``(requester key, id)`` in
+    ``_seen``). When the id alone was remembered, whichever of the two requests the producer judged first
+    marked the id answered and the other was dropped: Alice, who asks once here (``request_retry`` 600 s),
+    never got her key (this test failed)."""
+    root = unique_root
+    prod, blob, kid = serving_producer(cluster, attacker, root)
+    prod_store = prod.store
+    prod.close()
+    store = cluster.provision("alice", "consumer", crypto=isolated(root, request_retry=600))
+    kp = KafkaProducer(**store.get_kafka_config("producer", extra="crypto"), partitioner=LastPartition())
+    kc = KafkaConsumer(**store.get_kafka_config("consumer", extra="crypto"))
+    alice = Node(store, KafkaCrypto(None, kp, kc, config=store), [kp, kc])
+    cluster.nodes.append(alice)
+    assert alice.crypto.wait_ready(30)
+    pending = alice.crypto.open(root, Role.VALUE, blob, 0.0, alice.crypto.getValueDeserializer(0, 0))
+    assert not pending.isCleartext()
+    [genuine] = wait_until(lambda: attacker.requests_from(root, alice.crypto.public_key), 20, "Alice's request")
+
+    bob = Requester(cluster)  # consume for every topic: as authorised as Alice
+    squat, bob_kems = request_with_id(bob, root, [kid], genuine.request_id)
+    for partition in sorted(attacker.producer.partitions_for(root + ".reqs")):
+        attacker.producer.send(root + ".reqs", value=squat.raw, partition=partition)
+    attacker.producer.flush(timeout=30)
+    cluster.start(prod_store)
+
+    def answers_to(requester: bytes) -> list[kx.KeyAnswer]:
+        attacker.answers(root)  # reads what is new on R.keys
+        found = []
+        for value in attacker.reader(root + ".keys").values:
+            try:
+                message = kx.parse(value)
+            except Exception:  # noqa: BLE001 - nothing but answers here, but the attacker reads defensively
+                continue
+            if isinstance(message, kx.KeyAnswer) and message.request_id == genuine.request_id \
+                    and message.requester == requester:
+                found.append(message)
+        return found
+
+    wait_until(lambda: alice.crypto._ring.get(root, kid) is not None, 30, "Alice gets her key despite the squat")
+    assert pending.isCleartext() and pending.getMessage() == SECRET
+    [to_bob] = wait_until(lambda: answers_to(bob.identity.public_key), 10, "Bob's own request answered")
+    [key] = kx.open_answer(to_bob, bob_kems)  # Bob is authorised: he gets the key through his own request
+    assert key.key_id == kid
+    assert len(answers_to(alice.crypto.public_key)) == 1, "Alice's request is answered once"
 
 
 def test_chain_with_future_start_or_expiry_beyond_its_parent_is_refused(cluster: Cluster, attacker: Attacker,
@@ -409,8 +485,9 @@ def test_msgpack_bombs_on_every_management_topic(cluster: Cluster, attacker: Att
     fresh = prod.crypto.getValueSerializer().serialize(root, None, b"after the bombs")
     assert cons.crypto.open(root, Role.VALUE, fresh, 15.0, None).getMessage() == b"after the bombs"
 
-    throwaway = SigningIdentity.generate()
-    deny = make_trust_update("deny", throwaway, None, throwaway.public_key).encode()
+    leaver = Requester(cluster)
+    throwaway = leaver.identity
+    deny = make_trust_update("deny", throwaway, leaver.chain, throwaway.public_key).encode()
     for topic in (f"{root}-chains", f"{root}-allowlist", f"{root}-denylist"):
         for bomb in [*bombs, nested]:
             attacker.send(topic, bomb)
@@ -431,7 +508,8 @@ def test_records_and_management_messages_of_unknown_versions_are_ignored(cluster
       check, which node.py ``open`` turns into a non-retryable message;
     * a v2 key request, carrying a valid v1 body, chain and signature, is not answered: keyexchange.py
       ``_parse``'s version check;
-    * a v2 deny update, carrying a valid self-signed entry, denies nothing: certs.py ``_unwrap_version``.
+    * a v3 deny update, carrying a valid v2 body, signature and chain, denies nothing:
+      protocol/trust.py ``TrustUpdate.decode``'s version check.
     """
     root = unique_root
     prod, blob, kid = serving_producer(cluster, attacker, root)
@@ -451,13 +529,15 @@ def test_records_and_management_messages_of_unknown_versions_are_ignored(cluster
     asked = [k for r in attacker.requests_from(root, cons.crypto.public_key) for k in r.key_ids]
     assert kid in asked and future_kid not in asked, "no key request for the unreadable v2 record"
 
-    ignored, applied = SigningIdentity.generate(), SigningIdentity.generate()
-    v1_ignored = make_trust_update("deny", ignored, None, ignored.public_key).encode()
-    v2_deny = wire.pack([2, *wire.unpack(v1_ignored)[1:]])
-    attacker.send(f"{root}-denylist", v2_deny, make_trust_update("deny", applied, None, applied.public_key).encode())
+    ignored, applied = Requester(cluster), Requester(cluster)
+    v2_ignored = make_trust_update("deny", ignored.identity, ignored.chain, ignored.identity.public_key).encode()
+    v3_deny = wire.pack([3, *wire.unpack(v2_ignored)[1:]])
+    attacker.send(f"{root}-denylist", v3_deny,
+                  make_trust_update("deny", applied.identity, applied.chain, applied.identity.public_key).encode())
     for node in (prod, cons):
-        wait_until(lambda node=node: node.crypto._trust.is_denied(applied.public_key), 20, "the v1 update applied")
-        assert not node.crypto._trust.is_denied(ignored.public_key), "a v2 trust update was applied"
+        wait_until(lambda node=node: node.crypto._trust.is_denied(applied.identity.public_key), 20,
+                   "the v2 update applied")
+        assert not node.crypto._trust.is_denied(ignored.identity.public_key), "a v3 trust update was applied"
 
 
 def test_flood_of_10000_garbage_records_on_reqs(cluster: Cluster, attacker: Attacker, unique_root: str,
@@ -557,17 +637,18 @@ def test_bogus_key_ids_in_a_data_topic_do_not_starve_the_real_one(cluster: Clust
 
 def test_a_flood_of_self_denials_costs_at_most_a_step_per_second(cluster: Cluster, attacker: Attacker,
                                                                  unique_root: str) -> None:
-    """Any key may denylist itself, so anyone who can write to the denylist topic can send self-denials
-    of keys nobody ever saw. 64 of them, in 8 separate writes, must not step the producer's ratchet
-    64 (or 8) times: each step is two fsync'ed writes and an archived key kept for key_max_age.
-    Guards node.py ``_on_trust_update``/``_bite``: denials only queue a step, queued denials cost one
-    step, and steps are at least a second apart. (A steady trickle still costs a step per second:
-    see docs/THREAT-MODEL.md.)"""
+    """Any key with a valid chain may denylist itself (keys without one are refused outright:
+    tests/integration/test_trust_attacks.py). 64 leaving insiders, in 8 separate writes, must not step the
+    producer's ratchet 64 (or 8) times: each step is two fsync'ed writes and an archived key kept for
+    key_max_age. Guards node.py ``_apply_trust_batch``/``_bite``: denials only queue a step, queued denials
+    cost one step, and steps are at least a second apart. (A steady trickle of insiders still costs a step
+    per second: see docs/THREAT-MODEL.md.)"""
     root = unique_root
     prod, _, _ = serving_producer(cluster, attacker, root)
     epoch = prod.crypto._ratchet.epoch
-    strangers = [SigningIdentity.generate() for _ in range(64)]
-    updates = [make_trust_update("deny", s, None, s.public_key).encode() for s in strangers]
+    leavers = [Requester(cluster) for _ in range(64)]
+    strangers = [r.identity for r in leavers]
+    updates = [make_trust_update("deny", r.identity, r.chain, r.identity.public_key).encode() for r in leavers]
     started = time.monotonic()
     for i in range(0, len(updates), 8):
         attacker.send(f"{root}-denylist", *updates[i:i + 8])  # 8 writes over ~1.6 s: 8 separate fetches

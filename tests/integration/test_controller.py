@@ -17,9 +17,12 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from kafkaratchet import keyexchange as kx
+from kafkaratchet import wire
 from kafkaratchet.broker import EmbeddedBroker
+from kafkaratchet.certs import Chain, issue_certificate
 from kafkaratchet.controller import KafkaCryptoController
 from kafkaratchet.credentials import Credentials
+from kafkaratchet.identity import SigningIdentity, fingerprint
 from kafkaratchet.kem import KemPrivateKey, KemType
 from kafkaratchet.store import KafkaCryptoStore
 
@@ -132,6 +135,80 @@ def test_controller_refuses_a_consumer_outside_its_topics(cluster: Cluster, uniq
         controller.close()
         for client in clients:
             client.close()
+
+
+def test_a_flood_of_forgeries_costs_a_bounded_number_of_audit_lines(cluster: Cluster, unique_root: str) -> None:
+    """3,000 records on R.subs that identify nobody (garbage; requests each signed by a fresh key under a
+    root nobody trusts; a genuine subscriber's request re-signed by fresh keys; 50 replays of a genuine
+    request; a stale copy) cost one summary line for the topic per ``log_interval`` (60 s: one line here,
+    written at close) that counts them by reason. The genuine decisions around them keep a line each: the
+    forward of the genuine request, sent first, and the refusal of an outsider's request, sent last.
+
+    Guards controller.py ``_judge``/``_decide``: refusals that identify nobody go to ``_UnverifiedTally``,
+    and decided requests are remembered (a replay is neither forwarded nor logged again). Before, every
+    record was an audit line of its own: 3,052 lines here."""
+    root, subs = unique_root, f"{unique_root}.subs"
+    raw = KafkaProducer(bootstrap_servers=cluster.bootstrap, linger_ms=20, batch_size=4 << 20,
+                        max_request_size=4 << 20)
+    raw.partitions_for(subs)  # exists before the group forms
+    every = AuditWatch()
+    outsider = Credentials(cluster.provision("outsider", "consumer-limited", topics=["elsewhere"]))
+    refusal = AuditWatch("decision=refused", outsider.fingerprint)
+    audit = logging.getLogger("kafkaratchet.audit")
+    audit.setLevel(logging.INFO)
+    for watch in (every, refusal):
+        audit.addHandler(watch)
+    controller, clients = start_controller(cluster, cluster.provision("ctl", "controller"), f"{unique_root}-ctl")
+    started = time.monotonic()
+    try:
+        _wait_for_group([controller], subs)
+        subscriber = Credentials(cluster.provision("limited", "consumer-limited"))
+        kems = [KemPrivateKey(KemType.X25519)]
+        genuine = kx.make_request(subscriber.identity, subscriber.chains[0], root, [os.urandom(8)], kems)
+        nobody = SigningIdentity.generate()  # a root no one trusts
+        flood: list[bytes] = []
+        for i in range(2950):
+            fresh = SigningIdentity.generate()
+            if i % 3 == 0:
+                chain = Chain.of(issue_certificate(nobody, fresh.public_key, usages=["subscribe"]))
+                flood.append(kx.make_request(fresh, chain, root, [os.urandom(8)], kems).raw)
+            elif i % 3 == 1:
+                version, kind, body, chain_bytes, _ = wire.unpack(genuine.raw)
+                flood.append(wire.pack([version, kind, body, chain_bytes, fresh.sign(b"kr-request-v1", body)]))
+            else:
+                flood.append(os.urandom(1 + i % 200))
+        flood += [genuine.raw] * 50
+        flood.append(kx.make_request(subscriber.identity, subscriber.chains[0], root, [os.urandom(8)], kems,
+                                     now=time.time() - 3600).raw)
+        refused = kx.make_request(outsider.identity, outsider.chains[0], root, [os.urandom(8)], kems)
+        for value in [genuine.raw, *flood, refused.raw]:  # one partition: judged in this order
+            raw.send(subs, value=value, partition=0)
+        raw.flush(timeout=60)
+        assert refusal.seen.wait(60), "the outsider's request, sent after the flood, was judged"
+    finally:
+        controller.close()  # writes the summary lines
+        elapsed = time.monotonic() - started
+        for watch in (every, refusal):
+            audit.removeHandler(watch)
+        for client in [*clients, raw]:
+            client.close()
+    mine = [line for line in every.lines if root in line]
+    summaries = [line for line in mine if "decision=refused-unverified" in line]
+    assert 1 <= len(summaries) <= 1 + int(elapsed // 60), summaries
+    assert len(mine) == len(summaries) + 2, f"{len(mine)} audit lines for 2 decisions and a flood"
+    [forwarded] = [line for line in mine if "decision=forwarded" in line]
+    assert subscriber.fingerprint in forwarded and genuine.request_id.hex()[:8] in forwarded
+    [refused_line] = [line for line in mine if "decision=refused " in line]
+    assert outsider.fingerprint in refused_line and "topic-not-allowed" in refused_line
+    assert all(f"topic={subs} " in line for line in summaries)
+    assert sum(int(line.split("records=")[1].split()[0]) for line in summaries) == len(flood)
+    assert "replayed:50" in summaries[-1] or len(summaries) > 1
+    assert not any(fingerprint(nobody.public_key) in line for line in mine), "no forger is named"
+    # the counters: every record judged is forwarded, refused with a line, or counted in a summary line (of
+    # this topic, or of the other tests' R.subs, which the pattern subscription follows too)
+    counted = sum(int(line.split("records=")[1].split()[0]) for line in every.lines
+                  if "decision=refused-unverified" in line)
+    assert (controller.forwarded, controller.refused, controller.unverified) == (1, counted + 1, counted)
 
 
 def test_two_controllers_share_the_work_and_survive_one_stopping(cluster: Cluster, unique_root: str) -> None:

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from kafkaratchet.certs import Chain, Usage, issue_certificate, make_trust_update
+from kafkaratchet.certs import Chain, Usage, issue_certificate
+from kafkaratchet.credentials import Credentials
 from kafkaratchet.identity import SigningIdentity
+from kafkaratchet.protocol.trust import make_trust_update
 
 from .nodes import Cluster, Node, drain
 
@@ -80,7 +82,8 @@ def test_denylisted_consumer_is_cut_off_within_seconds(cluster: Cluster, unique_
     print(f"\ndenylist entry -> first record the revoked consumer cannot open: {first_closed - denied_at:.2f} s")
     assert readable & set(range(25)), "before revocation the consumer did read"
     for node in (prod, revoked, trusted):  # applied live, and persisted for the next start
-        assert node.store.load_bytes(revoked.crypto.public_key.hex(), "denylist") == revoked.crypto.public_key
+        node.crypto.credentials.persist_trust(force=True)
+        assert Credentials(node.store).trust.is_denied(revoked.crypto.public_key)
 
 
 def test_invalid_trust_updates_change_nothing(cluster: Cluster, unique_root: str) -> None:
@@ -94,15 +97,16 @@ def test_invalid_trust_updates_change_nothing(cluster: Cluster, unique_root: str
     ]
     admin, admin_chain = _admin(cluster, sorted(Usage.ALL))
     forged = make_trust_update("deny", admin, admin_chain, cons.crypto.public_key)
-    signature = bytearray(forged.entry.signature)
+    signature = bytearray(forged.signature)
     signature[0] ^= 1
-    entries.append(("denylist", forged.encode().replace(forged.entry.signature, bytes(signature))))
+    entries.append(("denylist", forged.encode().replace(forged.signature, bytes(signature))))
     raw = KafkaProducer(bootstrap_servers=cluster.bootstrap)
     for topic, entry in entries:
         raw.send(topic, value=entry if isinstance(entry, bytes) else entry.encode()).get(timeout=30)
     # a valid entry published after them: once it is applied, the invalid ones were read (and refused)
-    marker = SigningIdentity.generate()
-    raw.send("denylist", value=make_trust_update("deny", marker, None, marker.public_key).encode()).get(timeout=30)
+    marker, marker_chain = _admin(cluster, [Usage.CONSUME])
+    raw.send("denylist", value=make_trust_update("deny", marker, marker_chain, marker.public_key).encode()
+             ).get(timeout=30)
     raw.close()
     for node in (prod, cons):
         assert node.crypto.credentials.wait_until(lambda c: c.trust.is_denied(marker.public_key), 30)

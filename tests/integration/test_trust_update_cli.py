@@ -58,3 +58,49 @@ def test_bad_trust_update_input_is_refused_before_publishing(cluster: Cluster, c
     }[case]
     code, out, err = _run(*argv)
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("kafkaratchet-provision: error: ")
+
+
+def test_a_scoped_admin_denies_within_its_topics_by_default(cluster: Cluster, unique_root: str) -> None:
+    prod = cluster.node("prod", "producer")
+    cons = cluster.node("cons", "consumer")
+    other = f"{unique_root}x"
+    narrow = cluster.provision("narrow", "admin", topics=[other])
+    code, out, err = _run("denylist", "--config", str(narrow.path), str(cons.store.path), "--topics", unique_root)
+    assert code == 2 and "widened-topics" in err, "a denial outside the signer's topics is refused before publishing"
+    code, out, err = _run("denylist", "--config", str(narrow.path), str(cons.store.path))
+    assert (code, err) == (0, "") and f"for {other} " in out
+    assert prod.crypto.credentials.wait_until(lambda c: cons.crypto.public_key in c.trust.state.scoped, 30)
+    assert not prod.crypto._trust.is_denied(cons.crypto.public_key)
+    producer = prod.producer()
+    producer.send(unique_root, value=b"still readable on its own topic")
+    producer.flush()
+    [record] = drain(cons.consumer(unique_root), 1)
+    assert record.value.getMessage() == b"still readable on its own topic"
+
+
+def test_republish_turns_denials_kept_in_a_config_into_v2_entries(cluster: Cluster,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """The upgrade path: denials an admin node persisted before trust updates v2 (its [denylist]) are re-signed
+    as v2 entries that every node applies; a v1 entry on the topic is ignored with one line naming the fix."""
+    from kafka import KafkaProducer
+
+    from kafkaratchet import wire
+    from kafkaratchet.certs import issue_certificate
+
+    admin = cluster.provision("admin", "admin")
+    gone = [SigningIdentity.generate() for _ in range(3)]
+    for key in gone:
+        admin.store_value(key.public_key.hex(), key.public_key, "denylist")
+    node = cluster.node("prod", "producer")
+    raw = KafkaProducer(bootstrap_servers=cluster.bootstrap)
+    old = issue_certificate(gone[0], gone[0].public_key, usages=[])
+    with caplog.at_level("WARNING", logger="kafkaratchet"):
+        for _ in range(3):
+            raw.send("denylist", value=wire.pack([1, "deny", old.encode(), None])).get(timeout=30)
+        raw.close()
+        code, out, err = _run("denylist", "--config", str(admin.path), "--republish")
+        assert (code, err) == (0, "") and "3 denial(s)" in out
+        assert node.crypto.credentials.wait_until(
+            lambda c: all(c.trust.is_denied(k.public_key) for k in gone), 30)
+    hints = [r for r in caplog.records if "--republish" in r.getMessage()]
+    assert len(hints) == 1, "one line for the v1 entries, naming the command that re-publishes them"

@@ -18,10 +18,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kafkaratchet import keyexchange as kx
-from kafkaratchet.certs import Chain, TrustStore, TrustUpdate, issue_certificate, make_trust_update
-from kafkaratchet.errors import FormatError, KafkaRatchetError
+from kafkaratchet.certs import Chain, issue_certificate
+from kafkaratchet.credentials import Credentials
+from kafkaratchet.errors import FormatError, KafkaRatchetError, SignatureError
 from kafkaratchet.kem import KemPrivateKey, KemType
 from kafkaratchet.node import _Pending
+from kafkaratchet.protocol.trust import TrustStore, TrustUpdate, make_trust_update
 from kafkaratchet.sealing import Role
 
 from .test_fuzz_support import (
@@ -40,13 +42,17 @@ from .test_fuzz_support import (
 __all__ = ["scratch"]
 
 WORLD = make_world()
-ALLOW = make_trust_update("allow", WORLD.admin, WORLD.admin_chain, ident(50).public_key, cert_usages=["consume"],
-                          topics=["fz"], not_before=NOW - 100)
-DENY = make_trust_update("deny", WORLD.admin, WORLD.admin_chain, ident(51).public_key, not_before=NOW - 100)
-SELF_DENY = make_trust_update("deny", ident(52), None, ident(52).public_key, not_before=NOW - 100)
-WIDE_ALLOW = make_trust_update("allow", WORLD.consumer, WORLD.consumer_chain, ident(53).public_key)
-UPDATES = [ALLOW, DENY, SELF_DENY, WIDE_ALLOW]
-AUTHENTIC_ENTRIES = {u.entry for u in UPDATES}
+ALLOW = make_trust_update("allow", WORLD.admin, WORLD.admin_chain, ident(50).public_key, usages=["consume"],
+                          topics=["fz"], issued_at=NOW - 100)
+DENY = make_trust_update("deny", WORLD.admin, WORLD.admin_chain, ident(51).public_key, issued_at=NOW - 100)
+LEAVER_CHAIN = Chain.of(issue_certificate(WORLD.root, ident(54).public_key, usages=["consume"], topics=["fz"],
+                                          not_before=NOW - 3600))
+SELF_DENY = make_trust_update("deny", ident(54), LEAVER_CHAIN, ident(54).public_key, issued_at=NOW - 100)
+CHAINLESS_SELF_DENY = make_trust_update("deny", ident(52), None, ident(52).public_key, issued_at=NOW - 100)
+WIDE_ALLOW = make_trust_update("allow", WORLD.consumer, WORLD.consumer_chain, ident(53).public_key,
+                               issued_at=NOW - 100)
+UPDATES = [ALLOW, DENY, SELF_DENY, CHAINLESS_SELF_DENY, WIDE_ALLOW]
+AUTHENTIC_BODIES = {u.body for u in (ALLOW, DENY, SELF_DENY)}
 
 
 @budget(3000)
@@ -54,24 +60,25 @@ AUTHENTIC_ENTRIES = {u.entry for u in UPDATES}
 def test_fuzz_trust_update_decode_and_apply(data: bytes) -> None:
     update = outcome(TrustUpdate.decode, data)
     if isinstance(update, KafkaRatchetError):
-        assert isinstance(update, FormatError)
+        assert isinstance(update, (FormatError, SignatureError))  # decoding checks the signature
         return
     store = TrustStore([WORLD.root_cert])
-    before = (store.roots, store.denied)
+    before = store.state
     changed = outcome(store.apply, update, now=NOW)
     if isinstance(changed, KafkaRatchetError):
-        assert (store.roots, store.denied) == before, "an invalid update left the store changed"
+        assert store.state == before, "an invalid update left the store changed"
         return
     assert changed in (True, False)
     if changed:
-        assert update.entry in AUTHENTIC_ENTRIES, "a forged trust update was applied"
-        assert update.entry is not WIDE_ALLOW.entry
+        assert update.body in AUTHENTIC_BODIES, "a forged trust update was applied"
 
 
-def test_valid_updates_apply_and_the_wide_one_is_refused() -> None:
+def test_valid_updates_apply_and_the_wide_and_chainless_ones_are_refused() -> None:
     store = TrustStore([WORLD.root_cert])
     assert store.apply(ALLOW, now=NOW) and store.apply(DENY, now=NOW) and store.apply(SELF_DENY, now=NOW)
     assert isinstance(outcome(store.apply, WIDE_ALLOW, now=NOW), KafkaRatchetError)
+    assert isinstance(outcome(store.apply, CHAINLESS_SELF_DENY, now=NOW), KafkaRatchetError)
+    assert store.denied == {ident(51).public_key, ident(54).public_key}
 
 
 # --------------------------------------------------------------------------- the node's handler
@@ -130,8 +137,10 @@ def test_fuzz_management_thread_handler(node: Any, messages: _Messages, topic: s
         "fz", frozenset([messages.wanted]), {k.kem: k for k in messages.kems}, time.monotonic())
     node._ring._received.pop(("fz", messages.wanted), None)
     sent_before = len(node._kp.sent)
+    trust_before = node._trust.state
     start = time.perf_counter()
     node._dispatch(topic, value)  # must not raise: not even a KafkaRatchetError gets out of it
+    node._apply_trust_batch()
     assert time.perf_counter() - start < 2.0
     answered = node._kp.sent[sent_before:]
     if answered:
@@ -141,6 +150,8 @@ def test_fuzz_management_thread_handler(node: Any, messages: _Messages, topic: s
     if installed is not None:
         assert topic == "fz.keys" and kx.parse(value).body == messages.answer.body  # type: ignore[arg-type]
         assert installed == b"\x55" * 32
+    if node._trust.state != trust_before:
+        assert TrustUpdate.decode(value).body in AUTHENTIC_BODIES  # type: ignore[arg-type]
 
 
 def test_handler_acts_on_the_valid_messages(node: Any, messages: _Messages) -> None:
@@ -158,6 +169,7 @@ def test_handler_acts_on_the_valid_messages(node: Any, messages: _Messages) -> N
     node._dispatch("fz.keys", messages.answer.raw)
     assert node._ring.get("fz", messages.wanted) == b"\x55" * 32
     node._dispatch("denylist", DENY.encode())
+    node._apply_trust_batch()
     assert node._trust.is_denied(ident(51).public_key)
 
 
@@ -167,7 +179,7 @@ def test_fuzz_trust_topics_keep_the_store_consistent(node: Any, data: bytes, see
     """Whatever arrives on allowlist/denylist, what the node persisted matches what it trusts."""
     topic = random.Random(seed).choice(["allowlist", "denylist"])
     node._dispatch(topic, data)
-    denied_on_disk = {bytes.fromhex(k) for k in node.store.load_section("denylist")}
-    roots_on_disk = {bytes.fromhex(k) for k in node.store.load_section("allowlist")}
-    assert denied_on_disk == node._trust.denied, "every live denial is persisted, and nothing else"
-    assert roots_on_disk == set(node._trust.roots), "every live root is persisted, and nothing else"
+    node._apply_trust_batch()
+    node.credentials.persist_trust(force=True)
+    restarted = Credentials(node.store, clock_skew=node.settings.clock_skew)
+    assert restarted.trust.state == node._trust.state, "a restart trusts exactly what the live node trusts"

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from kafkaratchet import keyexchange as kx
-from kafkaratchet.certs import Chain, TrustStore, Usage, issue_certificate, self_signed_root
+from kafkaratchet.certs import Chain, Usage, issue_certificate, self_signed_root
 from kafkaratchet.errors import KafkaRatchetError
 from kafkaratchet.identity import SigningIdentity, derive_subkey
 from kafkaratchet.kem import KemPrivateKey, KemType, encapsulate
 from kafkaratchet.keyring import KeyRing
+from kafkaratchet.protocol.trust import TrustStore
 from kafkaratchet.ratchet import Ratchet, decode_seed
 from kafkaratchet.sealing import Role, open_sealed, seal
 

@@ -18,9 +18,10 @@ import nacl.pwhash
 import pytest
 
 from kafkaratchet import wire
-from kafkaratchet.certs import Chain, TrustStore, Usage, issue_certificate
+from kafkaratchet.certs import Chain, Usage, issue_certificate
 from kafkaratchet.errors import FormatError, KafkaRatchetError, ProvisioningError
 from kafkaratchet.identity import SigningIdentity, decode_identity_file
+from kafkaratchet.protocol.trust import TrustStore
 from kafkaratchet.ratchet import decode_seed
 from kafkaratchet.store import KafkaCryptoStore
 from provision import cli, formats, inputs, rootkey
@@ -45,20 +46,28 @@ FAST = {"opslimit": nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE, "memlimit": nacl.
 
 
 def test_fixed_salts_and_limits_are_the_documented_ones() -> None:
-    assert pw.ROOT_SALT == hashlib.blake2b(b"kafkaratchet root of trust v1").digest()[:16]
-    assert pw.PROVISIONER_SALT == hashlib.blake2b(b"kafkaratchet provisioner v1").digest()[:16]
+    assert pw.CURRENT_KDF is pw.KDF_V2
+    assert pw.ROOT_SALT == hashlib.blake2b(b"kafkaratchet root of trust v2").digest()[:16]
+    assert pw.PROVISIONER_SALT == hashlib.blake2b(b"kafkaratchet provisioner v2").digest()[:16]
     assert pw.ROOT_SALT != pw.PROVISIONER_SALT
+    assert pw.KDF_V2.opslimit >= nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE
+    assert pw.KDF_V2.memlimit >= nacl.pwhash.argon2id.MEMLIMIT_SENSITIVE
+    assert pw.QUICKSTART_MIN_PASSWORD_LENGTH == pw.KDF_V2.min_length >= 16
+    # root.key files (random salt per file, kept offline) are sealed at the "moderate" limits
     assert pw.OPSLIMIT >= nacl.pwhash.argon2id.OPSLIMIT_MODERATE
     assert pw.MEMLIMIT >= nacl.pwhash.argon2id.MEMLIMIT_MODERATE
 
 
 def test_derivation_vector_pins_salt_limits_and_normalisation() -> None:
-    """Any change here silently splits every deployment's trust: the vector must never move."""
+    """Any change here silently splits every deployment's trust: the vector must never move.
+
+    (tests/vectors/password_kdf.json pins both versions; this is the documented v2 example.)
+    """
     root = pw.root_identity("correct horse battery staple")
-    assert root.public_key.hex() == "39314fd9de59c01336a3f88e012b44a1a2243658d5eb3d7e292c820f24eeecae"
-    assert root.fingerprint == "evrh-7vdo-ywc5-klmf"
+    assert root.public_key.hex() == "437fc093eec872578bdcc9dfbec8998e72f2c160ffefe4cafe466a2d042a975f"
+    assert root.fingerprint == "mxua-xvkc-x7lx-zey7"
     provisioner = pw.provisioner_identity("provisioning password 42")
-    assert provisioner.public_key.hex() == "46b788eaba99ac1116d195bf38d83c206f809e69e669c46541608398d19a7675"
+    assert provisioner.public_key.hex() == "2b4915e51ba3054735ad08121f016124c2db79e2c2847963e1d6def6bed9d494"
 
 
 def test_same_password_same_root_certificate_bytes() -> None:
@@ -71,6 +80,8 @@ def test_same_password_same_root_certificate_bytes() -> None:
 def test_password_rules() -> None:
     with pytest.raises(ProvisioningError, match="at least 12 characters"):
         pw.password_bytes("short", "root password")
+    with pytest.raises(ProvisioningError, match="root password is too short: it needs at least 16 characters"):
+        pw.root_identity("fifteen chars!!")  # refused before any Argon2id run
     composed, decomposed = "caf\u00e9 au lait!!", "cafe\u0301 au lait!!"
     assert pw.password_bytes(composed, "x") == pw.password_bytes(decomposed, "x")
 
@@ -303,6 +314,8 @@ def test_quickstart_writes_a_node_that_validates(tmp_path: Path, monkeypatch: py
     ({"--lifetime": "soon"}, {}, "--lifetime"),
     ({}, {inputs.ROOT_PASSWORD_ENV: "too short"}, "root password is too short"),
     ({}, {inputs.PROVISIONING_PASSWORD_ENV: "tiny"}, "provisioning password is too short"),
+    ({}, {inputs.ROOT_PASSWORD_ENV: "fifteen chars!!"}, "root password is too short: it needs at least 16"),
+    ({}, {inputs.PROVISIONING_PASSWORD_ENV: "fifteen chars!!"}, "at least 16 characters (a deployment made before"),
     ({}, {inputs.PROVISIONING_PASSWORD_ENV: ROOT_PW}, "must differ from the root password"),
 ])
 def test_quickstart_refuses_bad_input_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

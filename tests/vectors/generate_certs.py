@@ -22,10 +22,10 @@ from kafkaratchet.certs import (
     Chain,
     Usage,
     issue_certificate,
-    make_trust_update,
     self_signed_root,
 )
 from kafkaratchet.identity import SigningIdentity
+from kafkaratchet.protocol.trust import TRUST_CONTEXT, make_trust_update
 
 HERE = Path(__file__).resolve().parent
 NOW = 1_700_000_000
@@ -136,7 +136,6 @@ def certificate_vectors() -> dict[str, Any]:
     bad("bad_topic_empty", raw_cert(ROOT, good_body(topics=[""])), "FormatError")
     bad("bad_topic_too_long", raw_cert(ROOT, good_body(topics=["t" * 250])), "FormatError")
     bad("bad_regex_too_long", raw_cert(ROOT, good_body(topics=["^" + "x" * 256])), "FormatError")
-    bad("bad_regex_does_not_compile", raw_cert(ROOT, good_body(topics=["^(orders"])), "FormatError")
     bad("bad_duplicate_usage", raw_cert(ROOT, good_body(usages=["consume", "consume"])), "FormatError")
     bad("bad_33_usages", raw_cert(ROOT, good_body(usages=[f"u{i}" for i in range(33)])), "FormatError")
     bad("bad_usage_65_chars", raw_cert(ROOT, good_body(usages=["u" * 65])), "FormatError")
@@ -265,6 +264,8 @@ def chain_vectors() -> dict[str, Any]:
     bad("bad_chain_truncated", good_bytes[:-1], "FormatError")
     bad("bad_chain_item_not_bin", wire.pack([1, ["not a certificate"]]), "FormatError")
     bad("bad_chain_certificate_malformed", raw_chain(raw_cert(ROOT, good_body(pathlen=-1))), "FormatError")
+    # patterns are compiled only once every signature of the chain verified (decoding never compiles)
+    bad("bad_regex_does_not_compile", raw_chain(raw_cert(ROOT, good_body(topics=["^(orders"]))), "FormatError")
     return {
         "description": "chain validation against an allowlist and a denylist (docs/PROTOCOL.md, section 5)",
         "now": NOW,
@@ -277,76 +278,149 @@ def chain_vectors() -> dict[str, Any]:
 
 def trust_update_vectors() -> dict[str, Any]:
     root = self_signed_root(ROOT, not_before=NB)
-    # An allowlisted root can be no wider than its signer (topics and usages), so the admins
-    # carry the usages of the roots they add; allow entries below stay within their signer's
-    # bounds unless the case is about exactly that.
+    root_b = self_signed_root(ROOT_B, usages=[Usage.PRODUCE, Usage.CONSUME, Usage.ALLOWLIST],
+                              topics=["orders", "metrics"], pathlen=1, expiry=NOW + 365 * DAY, not_before=NB)
     admin_usages = [Usage.ALLOWLIST, Usage.DENYLIST, Usage.PRODUCE, Usage.CONSUME]
     admin_chain = Chain.of(issue(ROOT, ADMIN, usages=admin_usages))
     admin2_chain = Chain.of(issue(ROOT, ADMIN2, usages=admin_usages))
-    narrow_chain = Chain.of(issue(ROOT, ADMIN_NARROW, usages=[Usage.ALLOWLIST, Usage.CONSUME], topics=["orders"]))
-    node_chain = Chain.of(issue(ROOT, LEAF, usages=[Usage.PRODUCE, Usage.CONSUME]))
+    narrow_chain = Chain.of(issue(ROOT, ADMIN_NARROW, usages=[Usage.ALLOWLIST, Usage.DENYLIST, Usage.CONSUME],
+                                  topics=["orders"]))
+    expiring_chain = Chain.of(issue(ROOT, ADMIN2, usages=admin_usages, expiry=NOW + DAY))
+    node_chain = Chain.of(issue(ROOT, LEAF, usages=[Usage.PRODUCE, Usage.CONSUME], topics=["orders"]))
     stranger_chain = Chain.of(issue(STRANGER, ADMIN, usages=admin_usages))
-    new_root = {"topics": ["orders"], "cert_usages": [Usage.PRODUCE, Usage.CONSUME]}
+    issued = NOW - 600
+    new_root = {"topics": ["orders"], "usages": [Usage.PRODUCE, Usage.CONSUME], "not_before": issued}
     cases: list[dict[str, Any]] = []
 
     def good(name: str, data: bytes, changed: bool, *, denied: Sequence[str] = (),
-             roots: Sequence[str] = ()) -> None:
-        cases.append({"name": name, "update": data.hex(),
-                      "expect": {"changed": changed, "denied_added": list(denied), "roots_added": list(roots)}})
+             scoped: Sequence[tuple[str, list[str]]] = (), roots: Sequence[str] = (),
+             changed_roots: Sequence[str] = (), prior: Sequence[bytes] = ()) -> None:
+        case: dict[str, Any] = {"name": name, "update": data.hex()}
+        if prior:
+            case["prior"] = [p.hex() for p in prior]
+        case["expect"] = {"changed": changed, "denied_added": list(denied),
+                          "scoped_added": [[k, list(t)] for k, t in scoped], "roots_added": list(roots),
+                          "roots_changed": list(changed_roots)}
+        cases.append(case)
 
     def bad(name: str, data: bytes, error: str) -> None:
         cases.append({"name": name, "update": data.hex(), "error": error})
 
     def update(kind: str, signer: SigningIdentity, chain: Chain | None, subject: SigningIdentity,
                **kw: Any) -> Any:
-        kw.setdefault("not_before", NB)
+        kw.setdefault("issued_at", issued)
         return make_trust_update(kind, signer, chain, subject.public_key, **kw)
 
-    good("good_self_denylist", update("deny", LEAF, None, LEAF).encode(), True, denied=hexkeys(LEAF))
-    good("good_self_denylist_with_chain", update("deny", LEAF, node_chain, LEAF).encode(), True,
+    def body(kind: str, signer: SigningIdentity, subject: SigningIdentity, **changes: Any) -> list[Any]:
+        fields: dict[str, Any] = {"kind": kind, "subject": subject.public_key, "signer": signer.public_key,
+                                  "issued_at": issued, "topics": None, "usages": [], "not_before": 0,
+                                  "expiry": 0, "pathlen": None, "extra": {}}
+        fields.update(changes)
+        return list(fields.values())
+
+    def envelope(fields: list[Any], signer: SigningIdentity, chain: Chain | None, *,
+                 context: bytes = TRUST_CONTEXT, version: int = 2) -> bytes:
+        data = wire.pack(fields)
+        return wire.pack([version, data, signer.sign(context, data), None if chain is None else chain.encode()])
+
+    # -- what takes effect
+    good("good_self_denial_with_a_chain", update("deny", LEAF, node_chain, LEAF).encode(), True,
          denied=hexkeys(LEAF))
-    good("good_admin_denylist", update("deny", ADMIN, admin_chain, STRANGER).encode(), True,
+    good("good_admin_denial_everywhere", update("deny", ADMIN, admin_chain, STRANGER).encode(), True,
          denied=hexkeys(STRANGER))
+    good("good_scoped_denial", update("deny", ADMIN_NARROW, narrow_chain, LEAF, topics=["orders"]).encode(), True,
+         scoped=[(LEAF.public_key.hex(), ["orders"])])
     good("good_deny_already_denied", update("deny", ADMIN, admin_chain, DENIED).encode(), False)
     allow = update("allow", ADMIN, admin_chain, NEWROOT, **new_root, pathlen=1, expiry=NOW + 30 * DAY)
-    good("good_admin_allowlist", allow.encode(), True, roots=hexkeys(NEWROOT))
-    good("good_allow_within_narrow_signer",
-         update("allow", ADMIN_NARROW, narrow_chain, NEWROOT, topics=["orders"], cert_usages=[Usage.CONSUME])
-         .encode(), True, roots=hexkeys(NEWROOT))
-    good("good_allow_replay_of_current_root", update("allow", ROOT, Chain.of(root), ROOT).encode(), False)
+    good("good_admin_allows_a_new_root", allow.encode(), True, roots=hexkeys(NEWROOT))
+    good("good_allow_within_a_narrow_signer",
+         update("allow", ADMIN_NARROW, narrow_chain, NEWROOT, topics=["orders"], usages=[Usage.CONSUME],
+                not_before=issued).encode(), True, roots=hexkeys(NEWROOT))
+    good("good_root_narrows_itself",
+         update("allow", ROOT_B, None, ROOT_B, topics=["orders"], usages=[Usage.CONSUME], pathlen=0,
+                expiry=NOW + 200 * DAY, not_before=NB).encode(), True, changed_roots=hexkeys(ROOT_B))
+    good("good_root_restates_itself",
+         update("allow", ROOT, None, ROOT, usages=list(Usage.ALL), not_before=NB).encode(), False)
+    good("good_root_denies_itself", update("deny", ROOT_B, None, ROOT_B).encode(), True, denied=hexkeys(ROOT_B))
+    good("good_the_first_of_two_allows_wins_whatever_arrives_first",
+         update("allow", ADMIN, admin_chain, NEWROOT, **{**new_root, "usages": [Usage.CONSUME]}).encode(),
+         True, changed_roots=hexkeys(NEWROOT),
+         prior=[update("allow", ADMIN2, admin2_chain, NEWROOT, **new_root, issued_at=issued + 1).encode()])
 
+    # -- one structure is never another
+    cert = issue(ROOT, NEWROOT, usages=list(Usage.ALL))
+    bad("bad_certificate_presented_as_an_update", wire.pack([2, cert.body, cert.signature, None]), "FormatError")
+    deny_body = body("deny", ADMIN, STRANGER)
+    for context in (CERT_CONTEXT, b"kr-request-v1", b"kr-forward-v1", b"kr-answer-v1", b"kr-trust-v1"):
+        name = context.decode().removeprefix("kr-").replace("-", "_")
+        bad(f"bad_signed_under_{name}", envelope(deny_body, ADMIN, admin_chain, context=context), "SignatureError")
+    bad("bad_version_1_update", wire.pack([1, "deny", cert.encode(), admin_chain.encode()]),
+        "UnsupportedVersionError")
+    bad("bad_update_version_3", envelope(deny_body, ADMIN, admin_chain, version=3), "UnsupportedVersionError")
+
+    # -- rights and scope
     bad("bad_deny_without_denylist_usage", update("deny", LEAF, node_chain, STRANGER).encode(),
         "usage-not-allowed")
     bad("bad_allow_without_allowlist_usage", update("allow", LEAF, node_chain, NEWROOT, **new_root).encode(),
         "usage-not-allowed")
+    bad("bad_self_denial_without_a_chain", update("deny", STRANGER, None, STRANGER).encode(), "missing-chain")
     bad("bad_deny_without_chain", update("deny", ADMIN, None, STRANGER).encode(), "missing-chain")
-    bad("bad_allow_without_chain", update("allow", ADMIN, None, NEWROOT, **new_root).encode(), "missing-chain")
-    entry = allow.entry.encode()
-    bad("bad_allow_signature", wire.pack([1, "allow", flip(entry, len(entry) - 3), admin_chain.encode()]),
-        "SignatureError")
-    bad("bad_allow_signer_mismatch", wire.pack([1, "allow", entry, admin2_chain.encode()]), "signer-mismatch")
+    bad("bad_narrow_denylister_denies_everywhere", update("deny", ADMIN_NARROW, narrow_chain, LEAF).encode(),
+        "widened-topics")
+    bad("bad_narrow_denylister_outside_its_topics",
+        update("deny", ADMIN_NARROW, narrow_chain, LEAF, topics=["payments"]).encode(), "widened-topics")
+    bad("bad_deny_a_provisioned_root", update("deny", ADMIN, admin_chain, ROOT_B).encode(), "provisioned-root")
+    bad("bad_allow_replaces_a_root", update("allow", ADMIN, admin_chain, ROOT_B, **new_root).encode(),
+        "root-exists")
+    bad("bad_root_widens_its_topics",
+        update("allow", ROOT_B, None, ROOT_B, topics=None, usages=[Usage.CONSUME], pathlen=1,
+               expiry=NOW + DAY, not_before=NB).encode(), "widened-topics")
+    bad("bad_root_widens_its_usages",
+        update("allow", ROOT_B, None, ROOT_B, topics=["orders"], usages=list(Usage.ALL), pathlen=1,
+               expiry=NOW + DAY, not_before=NB).encode(), "widened-usages")
+    bad("bad_root_removes_its_expiry",
+        update("allow", ROOT_B, None, ROOT_B, topics=["orders"], usages=[Usage.CONSUME], pathlen=1, expiry=0,
+               not_before=NB).encode(), "widened-validity")
+    bad("bad_root_starts_earlier",
+        update("allow", ROOT_B, None, ROOT_B, topics=["orders"], usages=[Usage.CONSUME], pathlen=1,
+               expiry=NOW + DAY, not_before=NB - 1).encode(), "widened-validity")
+    bad("bad_root_lifts_its_path_length",
+        update("allow", ROOT_B, None, ROOT_B, topics=["orders"], usages=[Usage.CONSUME], pathlen=None,
+               expiry=NOW + DAY, not_before=NB).encode(), "widened-pathlen")
+    bad("bad_allow_starts_after_its_issue_time",
+        update("allow", ADMIN, admin_chain, NEWROOT, **{**new_root, "not_before": issued + 2 * DEFAULT_SKEW})
+        .encode(), "not-yet-valid")
+    bad("bad_allow_outlives_its_signer",
+        update("allow", ADMIN2, expiring_chain, NEWROOT, **new_root, expiry=0).encode(), "widened-validity")
+    bad("bad_allow_wider_usages_than_signer",
+        update("allow", ADMIN_NARROW, narrow_chain, NEWROOT, topics=["orders"],
+               usages=[Usage.PRODUCE, Usage.CONSUME]).encode(), "widened-usages")
+    bad("bad_allow_wider_topics_than_signer",
+        update("allow", ADMIN_NARROW, narrow_chain, NEWROOT, topics=None, usages=[Usage.CONSUME]).encode(),
+        "widened-topics")
     bad("bad_allow_denylisted_subject", update("allow", ADMIN, admin_chain, DENIED, **new_root).encode(),
         "denylisted")
     bad("bad_allow_chain_unknown_root", update("allow", ADMIN, stranger_chain, NEWROOT, **new_root).encode(),
         "unknown-root")
-    bad("bad_allow_wider_usages_than_signer",
-        update("allow", ADMIN_NARROW, narrow_chain, NEWROOT, topics=["orders"],
-               cert_usages=[Usage.PRODUCE, Usage.CONSUME]).encode(), "widened-usages")
-    bad("bad_allow_wider_topics_than_signer",
-        update("allow", ADMIN_NARROW, narrow_chain, NEWROOT, topics=None, cert_usages=[Usage.CONSUME]).encode(),
-        "widened-topics")
-    forged = raw_cert(OTHER, good_body(subject=STRANGER.public_key, issuer=STRANGER.public_key))
-    bad("bad_deny_forged_self_signed", wire.pack([1, "deny", forged, None]), "SignatureError")
-    bad("bad_kind", wire.pack([1, "grant", entry, admin_chain.encode()]), "FormatError")
-    bad("bad_update_version", wire.pack([2, "allow", entry, admin_chain.encode()]), "UnsupportedVersionError")
-    bad("bad_update_truncated", allow.encode()[:-2], "FormatError")
-    bad("bad_chain_not_bin", wire.pack([1, "allow", entry, [admin_chain.encode()]]), "FormatError")
+    bad("bad_signer_mismatch", envelope(deny_body, ADMIN, admin2_chain), "signer-mismatch")
+    bad("bad_issued_in_the_future", update("deny", ADMIN, admin_chain, STRANGER, issued_at=NOW + 2 * DEFAULT_SKEW)
+        .encode(), "not-yet-valid")
+
+    # -- format
+    good_bytes = allow.encode()
+    bad("bad_signature", flip(good_bytes, 40), "SignatureError")
+    bad("bad_kind", envelope(body("grant", ADMIN, STRANGER), ADMIN, admin_chain), "FormatError")
+    bad("bad_deny_with_root_constraints", envelope(body("deny", ADMIN, STRANGER, expiry=NOW), ADMIN, admin_chain),
+        "FormatError")
+    bad("bad_body_of_nine_fields", envelope(deny_body[:-1], ADMIN, admin_chain), "FormatError")
+    bad("bad_update_truncated", good_bytes[:-2], "FormatError")
+    bad("bad_chain_not_bin", wire.pack([2, allow.body, allow.signature, [admin_chain.encode()]]), "FormatError")
     return {
-        "description": "allowlist/denylist updates, each applied to a fresh store built from roots and denied "
-                       "(docs/PROTOCOL.md, section 5)",
+        "description": "trust updates v2, each applied to a fresh store built from roots and denied, after the "
+                       "case's prior entries if any (docs/PROTOCOL.md, section 5)",
         "now": NOW,
         "skew": DEFAULT_SKEW,
-        "roots": [root.encode().hex()],
+        "roots": [c.encode().hex() for c in (root, root_b)],
         "denied": hexkeys(DENIED),
         "cases": cases,
     }
