@@ -3,6 +3,7 @@
     python -m bench                 # the full suite (several minutes), results in bench/results/
     python -m bench --quick         # smoke mode: every measurement once, tiny, seconds (what CI runs)
     python -m bench --only serdes --only writers --rounds 31
+    python -m bench --only hostile  # hostile traffic: node CPU per attacker record, and the node still works
 
 From a fresh clone, ``python3 dev.py bench [options]`` creates the virtual
 environment and runs this. kafkacrypto comparisons run when ``kafkacrypto``
@@ -29,7 +30,7 @@ from typing import Any
 from . import report
 from .common import SIZES, RunningNode, Trust, kafkacrypto_available, quiet_kafka
 
-MEASUREMENTS = ("serdes", "e2e", "keyexchange", "startup", "writers")
+MEASUREMENTS = ("serdes", "e2e", "keyexchange", "startup", "writers", "hostile")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -41,8 +42,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "when installed) per record size, bytes added per record, end-to-end throughput through a broker "
                     "(producer and consumer in separate processes, plaintext against encrypted), a fresh consumer's "
                     "time to its first decrypted record, import and KafkaCrypto construction times, and 4 writer "
-                    "threads sharing one KafkaCrypto. Prints a Markdown table with the targets of issue 6 and "
-                    "writes bench/results/<date>.json, .md and .png (the plot needs matplotlib).",
+                    "threads sharing one KafkaCrypto; and (hostile) a producer and a consumer node under hostile "
+                    "traffic written straight to their topics: forged and re-wrapped trust updates, 64 KiB pattern "
+                    "bombs, self-denials, squatted request ids, replays, bogus key ids, with the node CPU per "
+                    "hostile record and whether the nodes still decrypt, keep their trust lists, restart, and "
+                    "whether a fresh node still replays the trust topics. Prints a Markdown table with the targets "
+                    "of issue 6 and writes bench/results/<date>.json, .md and .png (the plot needs matplotlib).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="smoke mode: every measurement, minimal repetitions and records (checks it runs; "
@@ -69,6 +74,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--import-rounds", type=int, default=15, help="fresh interpreters per import measurement")
     parser.add_argument("--construct-rounds", type=int, default=7, help="KafkaCrypto constructions per library")
     parser.add_argument("--writer-seconds", type=float, default=0.4, help="duration of one many-writers sample")
+    parser.add_argument("--hostile-records", type=int, default=10_000, metavar="N",
+                        help="hostile records the hostile measurement writes in all, shared evenly between its kinds "
+                             "of record (replays: at least every genuine record once); many are 64 KiB, about 200 MiB "
+                             "for 10,000. Its nodes use trust topics of their own (<root>-chains, -allowlist, "
+                             "-denylist), never the cluster's. --quick: 300")
+    parser.add_argument("--hostile-rounds", type=int, default=3, metavar="N",
+                        help="rounds of the hostile measurement: each round writes a share of every kind of record, "
+                             "one kind and topic at a time, the order rotating; medians are over rounds; --quick: 1")
     parser.add_argument("--bootstrap-servers", metavar="HOST:PORT",
                         help="use this Kafka cluster instead of starting the embedded broker")
     parser.add_argument("--no-kafkacrypto", action="store_true", help="do not measure kafkacrypto even if installed")
@@ -84,6 +97,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.records, args.e2e_sizes, args.e2e_rounds = 200, (64,), 1
         args.kx_runs, args.kx_partitions, args.records_kx = 1, (), 10
         args.import_rounds, args.construct_rounds, args.writer_seconds = 1, 1, 0.05
+        args.hostile_records, args.hostile_rounds = 300, 1
     else:
         args.records_kx = 100
     return args
@@ -222,6 +236,12 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
                 "construction": startup.run_construction(configs["bench-prodcon"],
                                                          kc_configs[0] if kc_configs else None,
                                                          rounds=args.construct_rounds)}
+        if "hostile" in chosen:
+            from . import hostile
+
+            say("hostile traffic against a producer and a consumer node ...")
+            results["hostile"] = hostile.run(trust, records=args.hostile_records, rounds=args.hostile_rounds,
+                                             say=say)
     meta["seconds"] = round(time.monotonic() - started, 1)
     markdown, targets = report.build(results)
     results["targets"] = [t.as_dict() for t in targets]

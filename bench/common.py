@@ -118,7 +118,10 @@ class Trust:
     bootstrap: str
     root: Any = None
     root_cert: Any = None
+    #: ``[crypto]`` settings of every node provisioned here (a node's own ``crypto`` adds to them)
     crypto: dict[str, Any] = field(default_factory=dict)
+    #: the public key of every node provisioned here, by name
+    public_keys: dict[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from kafkaratchet.certs import self_signed_root
@@ -127,15 +130,21 @@ class Trust:
         self.root = SigningIdentity.generate()
         self.root_cert = self_signed_root(self.root)
 
-    def provision(self, name: str, role: str) -> Path:
-        """Write a node (config, identity, seed) and return its config path."""
+    def provision(self, name: str, role: str, *, crypto: Mapping[str, Any] | None = None,
+                  lifetime: int = 0) -> Path:
+        """Write a node (config, identity, seed) and return its config path.
+
+        ``crypto`` adds to (or overrides) the shared ``[crypto]`` settings for this node only, e.g.
+        trust topics of its own; ``lifetime`` (seconds, 0 = never) makes its chain expire.
+        """
         from kafkaratchet.identity import SigningIdentity
         from kafkaratchet.provisioning import issue_node_chain, write_node
 
         identity = SigningIdentity.generate()
-        chain = issue_node_chain(self.root, None, identity.public_key, role)
+        chain = issue_node_chain(self.root, None, identity.public_key, role, lifetime=lifetime)
         store = write_node(self.workdir, name, identity, chains=[chain], roots=[self.root_cert],
-                           bootstrap_servers=self.bootstrap, crypto=self.crypto)
+                           bootstrap_servers=self.bootstrap, crypto={**self.crypto, **(crypto or {})})
+        self.public_keys[name] = identity.public_key
         return store.path
 
 
@@ -166,13 +175,17 @@ class RunningNode:
         self.clients.append(producer)
         return producer
 
-    def consumer(self, **extra: Any) -> Any:
+    def consumer(self, *, max_key_wait_intervals: int | None = None, key_wait_interval: float | None = None,
+                 **extra: Any) -> Any:
+        """An application consumer with this node's deserializers (their key wait: the node's settings unless
+        given; 0 and 0 return a record whose key is missing at once, not decrypted)."""
         from kafkaratchet import KafkaConsumer
 
         config = self.store.get_kafka_config("consumer")
         config.pop("group_id", None)
-        config.update(key_deserializer=self.crypto.getKeyDeserializer(),
-                      value_deserializer=self.crypto.getValueDeserializer(), enable_auto_commit=False, **extra)
+        config.update(key_deserializer=self.crypto.getKeyDeserializer(max_key_wait_intervals, key_wait_interval),
+                      value_deserializer=self.crypto.getValueDeserializer(max_key_wait_intervals, key_wait_interval),
+                      enable_auto_commit=False, **extra)
         consumer = KafkaConsumer(**config)
         self.clients.append(consumer)
         return consumer

@@ -170,6 +170,10 @@ def build(results: dict[str, Any]) -> tuple[str, list[Target]]:
                      _check(targets, f"{n} threads ÷ 1 thread at {size_label(size)}", s.get("kafkaratchet"),
                             "≥ 1.5", lambda v: v >= 1.5)))
 
+    hostile = results.get("hostile")
+    if hostile:
+        rows += _hostile_rows(hostile, targets)
+
     lines = ["| measure | kafkaratchet | kafkacrypto 0.9.11.3 | raw limit / plaintext | target |",
              "|---|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
@@ -188,10 +192,77 @@ def build(results: dict[str, Any]) -> tuple[str, list[Target]]:
                      "plaintext with a started kafkaratchet node in each process that seals nothing: what its "
                      "management thread and two Kafka clients cost. What remains between these and kafkaratchet is "
                      "the per-record work (docs/performance.md).")
+    if hostile:
+        control = hostile["control"]["cpu_s"]
+        lines.append("")
+        lines.append(f"³ Hostile traffic (bench/hostile.py): {hostile['records']:,} records "
+                     f"({hostile['bytes'] / 2**20:,.0f} MiB) written by a raw client to the trust topics, R.reqs, "
+                     "R.subs, R.keys and R, one kind and topic at a time, each followed by genuine markers the nodes "
+                     "must act on. Node CPU is each node's management thread from the first hostile write until the "
+                     f"markers took effect ({hostile['cpu_clock']}), markers and idle polling included (a case's "
+                     "markers on all six topics, with no hostile record, cost "
+                     f"{cell(control.get('producer'), 1e3)} + {cell(control.get('consumer'), 1e3)} ms, producer + "
+                     "consumer). Target from the issue: at most 1 ms per hostile record of up to 64 KiB, for each "
+                     "node.")
     if kc_note:
         lines.append("")
         lines.append(f"kafkacrypto comparisons skipped: {kc_note}")
     return "\n".join(lines), targets
+
+
+def _verdict(targets: list[Target], measure: str, ok: bool) -> str:
+    return _check(targets, measure, {"median": 1.0 if ok else 0.0, "n": 1}, "yes", lambda v: v == 1.0)
+
+
+def _hostile_rows(hostile: dict[str, Any], targets: list[Target]) -> list[tuple[str, str, str, str, str]]:
+    """The rows of the hostile-traffic measurement: CPU per hostile record, then the outcomes."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    within = "≤ 1 ms"
+
+    def pair(cpu: dict[str, dict[str, float]]) -> str:
+        return f"{cell(cpu.get('producer'), 1e6)} / {cell(cpu.get('consumer'), 1e6)}"
+
+    overall = hostile["overall"]["cpu_s_per_record"]
+    rows.append((f"hostile: node CPU per hostile record, µs, producer / consumer ({hostile['records']:,} records "
+                 "of up to 64 KiB)³", pair(overall), "", "",
+                 _check(targets, "hostile: node CPU per hostile record (busier node)", overall.get("worst node"),
+                        within, lambda v: v <= 1e-3)))
+    for kind, entry in hostile["per_kind"].items():
+        cpu = entry["cpu_s_per_record"]
+        note = f"costliest on {entry['costliest_topic']}" if entry.get("costliest_topic") else ""
+        if kind == "bogus-key-ids":
+            note += f"; application consumer thread {cell(cpu.get('reader'), 1e6)} µs"
+        rows.append((f"hostile: node CPU per record, µs, producer / consumer: {hostile['kinds'][kind]} "
+                     f"({entry['records']:,})", pair(cpu), "", note,
+                     _check(targets, f"hostile: node CPU per record, {kind} (busier node)", cpu.get("worst node"),
+                            within, lambda v: v <= 1e-3)))
+    outcomes = hostile["outcomes"]
+    decrypt = hostile["decrypt_after_ratchet"]
+    ok = outcomes["consumer_decrypted_after_attack"]
+    rows.append(("hostile: consumer decrypts after the attack (producer ratchets, record sealed, decrypted), s",
+                 f"{'yes' if ok else 'NO'}, {_fmt(decrypt['after']['seconds'], digits=3)}", "",
+                 f"before the attack {_fmt(decrypt['before']['seconds'], digits=3)}",
+                 _verdict(targets, "hostile: consumer decrypts after the attack", ok)))
+    ok = outcomes["trust_state_unchanged"]
+    changed = "; ".join(f"{name}: {', '.join(found)}" for name, found in hostile.get("trust_changes", {}).items())
+    if hostile.get("producer_epoch_stepped_by_attack"):
+        changed = "; ".join(filter(None, [changed, "the producer's ratchet stepped"]))
+    rows.append(("hostile: trust state unchanged (roots, denials, stored entries, no ratchet step; every node)",
+                 "yes" if ok else f"NO ({changed})", "", "",
+                 _verdict(targets, "hostile: trust state unchanged", ok)))
+    restart = hostile["producer_restart"]
+    ok = outcomes["producer_restarted"]
+    rows.append(("hostile: producer restarts (ready, then answers a key request), s",
+                 f"{'yes' if ok else 'NO'}, ready {_fmt(restart['ready_s'], digits=3)}, answers "
+                 f"{_fmt(restart['answer_s'], digits=3)}", "", "",
+                 _verdict(targets, "hostile: producer restarts", ok)))
+    fresh = hostile["fresh_node"]
+    ok = outcomes["fresh_node_replayed"]
+    rows.append(("hostile: fresh node replays trust topics (construction → last entry applied), s",
+                 f"{'yes' if ok else 'NO'}, {_fmt(fresh['after']['seconds'], digits=3)}", "",
+                 f"before the attack {_fmt(fresh['before']['seconds'], digits=3)}",
+                 _verdict(targets, "hostile: fresh node replays trust topics", ok)))
+    return rows
 
 
 def _cpu(pair: dict[str, Any] | None) -> str:

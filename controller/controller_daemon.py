@@ -19,8 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kafkaratchet-controller",
         description="Judge key requests of subscribe-only nodes on every R.subs topic, re-sign the allowed ones "
-                    "and forward them to R.reqs. Each decision is logged as one audit line on the "
-                    "kafkaratchet.audit logger.")
+                    "and forward them to R.reqs. Each decision about an identified requester is one audit line "
+                    "on the kafkaratchet.audit logger; records that do not verify are summed up once a minute.")
     parser.add_argument("--config", required=True, type=Path, help="the controller node's .config file")
     parser.add_argument("--group-id", help="consumer group shared by cooperating controllers (default: "
                                            "[kafka-crypto-consumer] group_id, else 'kafkaratchet-controller')")

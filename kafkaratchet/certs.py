@@ -179,10 +179,19 @@ def parse_topics(value: Any, what: str = "topics") -> tuple[str, ...] | None:
     items = wire.expect_list(value, what)
     if len(items) > MAX_TOPICS:
         raise FormatError(f"{what}: more than {MAX_TOPICS} entries")
-    topics = tuple(_check_topic(t, f"{what}[{i}]") for i, t in enumerate(items))
-    if sum(1 for t in topics if t.startswith("^")) > MAX_PATTERNS:
+    patterns = 0
+    for i, topic in enumerate(items):  # a tight loop: hostile chains carry thousands of these
+        if type(topic) is not str:
+            _check_topic(topic, f"{what}[{i}]")  # raises, naming the item
+        if topic[:1] == "^":
+            patterns += 1
+            if len(topic) > MAX_REGEX_LENGTH:
+                _check_topic(topic, f"{what}[{i}]")
+        elif not 1 <= len(topic) <= MAX_TOPIC_LENGTH:
+            _check_topic(topic, f"{what}[{i}]")
+    if patterns > MAX_PATTERNS:
         raise FormatError(f"{what}: more than {MAX_PATTERNS} patterns")
-    return topics
+    return tuple(items)
 
 
 def compile_patterns(topics: tuple[str, ...] | None) -> None:
@@ -248,8 +257,8 @@ def _unwrap_version(obj: Any, what: str) -> list[Any]:
 
 
 def _parse_body(body: bytes) -> dict[str, Any]:
-    items = wire.expect_list(wire.unpack(body, max_size=MAX_CERTIFICATE_SIZE), "certificate body",
-                             size=len(_BODY_FIELDS))
+    items = wire.expect_list(wire.unpack(body, max_size=MAX_CERTIFICATE_SIZE, max_items=MAX_TOPICS),
+                             "certificate body", size=len(_BODY_FIELDS))
     subject, issuer, not_before, expiry, topics, usages, pathlen, extra = items
     out: dict[str, Any] = {
         "subject": wire.expect_bytes(subject, "subject", size=PUBLIC_KEY_SIZE),

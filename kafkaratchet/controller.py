@@ -33,6 +33,7 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import keyexchange as kx
@@ -84,9 +85,11 @@ class _UnverifiedTally:
     """Refusals that name nobody verified, counted per subscription topic and reason; :meth:`flush` writes one
     audit line per topic once its first count is ``interval`` old (or at once, with ``force``)."""
 
-    def __init__(self, interval: float, max_topics: int = _MAX_TALLIED_TOPICS) -> None:
+    def __init__(self, interval: float, max_topics: int = _MAX_TALLIED_TOPICS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
         self._max_topics = max_topics
+        self._clock = clock
         self._counts: dict[str, collections.Counter[str]] = {}
         self._since: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -98,7 +101,7 @@ class _UnverifiedTally:
             counts = self._counts.get(topic)
             if counts is None:
                 counts = self._counts[topic] = collections.Counter()
-                self._since[topic] = time.monotonic()
+                self._since[topic] = self._clock()
             counts[reason] += 1
 
     def pending(self) -> int:
@@ -107,7 +110,7 @@ class _UnverifiedTally:
 
     def flush(self, *, force: bool = False) -> int:
         """Write the due summary lines; returns how many were written."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             due = [t for t, since in self._since.items() if force or now - since >= self.interval]
             lines = [(t, self._counts.pop(t), now - self._since.pop(t)) for t in due]
@@ -162,6 +165,7 @@ class KafkaCryptoController:
             if client is not None:
                 client.close()
         self._tally.flush(force=True)
+        self.credentials.close()
         log.info("controller %s stopped (%d forwarded, %d refused, %d of them unverified)", self.node_id,
                  self.forwarded, self.refused, self.unverified)
 
@@ -204,20 +208,28 @@ class KafkaCryptoController:
         return consumer
 
     def _poll_management(self) -> None:
+        trust: list[tuple[str, bytes]] = []
         for tp, records in self._mgmt.poll(timeout_ms=0).items():
             for record in records:
                 if record.value is None:
                     continue
+                if tp.topic != self.settings.chains_topic:
+                    # folded once per poll (Credentials logs what it refuses, rate-limited)
+                    trust.append(("allow" if tp.topic == self.settings.allowlist_topic else "deny", record.value))
+                    continue
                 try:
-                    if tp.topic == self.settings.chains_topic:
-                        self.credentials.offer_chain(record.value)
-                    else:
-                        kind = "allow" if tp.topic == self.settings.allowlist_topic else "deny"
-                        self.credentials.apply_trust_update(kind, record.value)
+                    self.credentials.offer_chain(record.value)
                 except KafkaRatchetError as exc:
                     # keyed by one of three topics and an error class: a flood costs a line per interval
                     if self._allow_log((tp.topic, type(exc).__name__)):
                         log.info("ignored a message on %s: %s", tp.topic, exc)
+                except Exception as exc:  # a bug costs this record, not the ones behind it
+                    if self._allow_log(("bug", type(exc).__name__)):
+                        log.error("unexpected %s handling a message on %s (ignored): %s", type(exc).__name__,
+                                  tp.topic, exc)
+        if trust:
+            self.credentials.apply_trust_records(trust)
+        self.credentials.persist_trust()
 
     def _allow_log(self, key: tuple[str, str]) -> bool:
         now = time.monotonic()

@@ -8,10 +8,30 @@ older than the maximum age are erased from memory and disk (crypto-shredding).
 
 Archive file: ``"KRKA" | 0x01 | nonce (24) | XChaCha20-Poly1305(msgpack [[root, key id,
 key, created], ...])`` with the first five bytes as associated data.
+
+The own keys are bounded: at most :data:`MAX_OWN_KEYS_PER_ROOT` (4,096) per root
+and :data:`MAX_OWN_KEYS` (16,384) in all, and a root is at most
+:data:`MAX_ROOT_BYTES` (249) bytes of UTF-8, Kafka's limit on a topic name. A
+ratchet step adds one key per root that seals again, and denylist entries can
+force a step a second (node.py ``_bite``), so without a bound a week of that
+would archive 600,000 keys per root, past what the archive may be read back
+(``_MAX_ARCHIVE``, 16 MiB): the producer could not restart. An entry is at most
+305 bytes, so an archive at the bound is at most 4,997,170 bytes (4.8 MiB, 30% of
+the read limit), whatever the root names. When a new key would pass a bound, the
+oldest keys (first archived) of that root, or of the root holding the most keys
+when the total is passed, are erased before ``key_max_age`` (from memory at once,
+from disk at the archive's next write, which every step makes): never a root's
+newest key (the one it seals with), and never silently (a WARNING with counts
+per root, at most once a minute; erasures in between are summed into the next
+line). Consumers that fall more than that many steps behind cannot get those
+keys any more. A root beyond the 16,384th, or longer than 249 bytes, is refused
+(KafkaRatchetError) rather than break the bound.
 """
 
 from __future__ import annotations
 
+import collections
+import heapq
 import logging
 import os
 import threading
@@ -23,17 +43,34 @@ import nacl.bindings as sodium
 import nacl.exceptions
 
 from . import wire
-from .errors import ConfigError, FormatError
+from .errors import ConfigError, FormatError, KafkaRatchetError
 from .ratchet import KEY_ID_SIZE, KEY_SIZE, DataKey
 from .secretfile import read_secret, write_atomic
 
-__all__ = ["KeyRing"]
+__all__ = [
+    "KeyRing", "MAX_ARCHIVE_AT_BOUND", "MAX_ENTRY_SIZE", "MAX_OWN_KEYS", "MAX_OWN_KEYS_PER_ROOT", "MAX_ROOT_BYTES",
+]
 
 log = logging.getLogger(__name__)
 
 _ARCHIVE_HEADER = b"KRKA\x01"
 _NONCE = 24
+_TAG = 16
+
+#: own keys kept per root: 68 minutes of forced steps at one a second; a step every 5 minutes for 7 days
+MAX_OWN_KEYS_PER_ROOT = 4096
+#: own keys kept in all: about 2,000 roots at the default one step a day for 7 days
+MAX_OWN_KEYS = 16_384
+#: a root's length in UTF-8 bytes: Kafka topic names have at most 249 characters, all of them ASCII
+MAX_ROOT_BYTES = 249
+#: one archive entry at its largest: fixarray, str8 root, bin8 key id, bin8 key, uint64 created
+MAX_ENTRY_SIZE = 1 + (2 + MAX_ROOT_BYTES) + (2 + KEY_ID_SIZE) + (2 + KEY_SIZE) + 9
+#: the largest archive the bounds allow: header, nonce, array32 of the entries, tag (4,997,170 bytes)
+MAX_ARCHIVE_AT_BOUND = len(_ARCHIVE_HEADER) + _NONCE + 5 + MAX_OWN_KEYS * MAX_ENTRY_SIZE + _TAG
+#: the read limit of the archive file: more than three times an archive at the bound
 _MAX_ARCHIVE = 16 << 20
+#: seconds between WARNING lines about keys erased early to stay within the bounds
+_DROP_LOG_INTERVAL = 60.0
 
 
 class KeyRing:
@@ -42,13 +79,27 @@ class KeyRing:
     def __init__(self, archive_path: Path | None = None, archive_key: bytes | None = None) -> None:
         self._received: dict[tuple[str, bytes], bytes] = {}
         self._own: dict[tuple[str, bytes], DataKey] = {}
+        # per root, its own key ids in the order they were archived: oldest first, the newest (sealing) last
+        self._by_root: dict[str, collections.OrderedDict[bytes, None]] = {}
+        self._dropped: collections.Counter[str] = collections.Counter()  # erased early, not yet logged
+        self._last_drop_log = float("-inf")
         self._lock = threading.Lock()
         self._persist_lock = threading.Lock()
         self._archive_path = archive_path
         self._archive_key = archive_key
         if archive_path is not None and archive_path.exists():
-            for key in self._load_archive():
-                self._own[(key.root, key.key_id)] = key
+            loaded = self._load_archive()
+            with self._lock:
+                for key in loaded:
+                    if len(key.root.encode("utf-8")) > MAX_ROOT_BYTES or (
+                            key.root not in self._by_root and len(self._by_root) >= MAX_OWN_KEYS):
+                        self._dropped[key.root] += 1  # no consumer could ask for it / past the bound
+                        continue
+                    self._insert(key)
+                for root in list(self._by_root):
+                    self._trim_root(root)
+                self._trim_total()
+            self._log_drops()
 
     # -- lookups -------------------------------------------------------------------------------
     def get(self, root: str, key_id: bytes) -> bytes | None:
@@ -79,8 +130,83 @@ class KeyRing:
         return new
 
     def add_own(self, key: DataKey) -> None:
+        """Archive ``key`` as its root's newest own key; older keys past a bound are erased (logged).
+
+        KafkaRatchetError for a root longer than :data:`MAX_ROOT_BYTES` or beyond the
+        :data:`MAX_OWN_KEYS`-th root: each root keeps at least its newest key, so more roots
+        than that cannot fit the bound.
+        """
+        if len(key.root.encode("utf-8")) > MAX_ROOT_BYTES:
+            raise KafkaRatchetError(f"a root topic of {len(key.root.encode('utf-8'))} bytes: Kafka topic names "
+                                    f"have at most {MAX_ROOT_BYTES}")
         with self._lock:
-            self._own[(key.root, key.key_id)] = key
+            if key.root not in self._by_root and len(self._by_root) >= MAX_OWN_KEYS:
+                raise KafkaRatchetError(f"this producer already seals for {MAX_OWN_KEYS} root topics, as many as "
+                                        "its key archive holds")
+            self._insert(key)
+            dropped = self._trim_root(key.root) + self._trim_total()
+        if dropped:
+            self._log_drops()
+
+    def _insert(self, key: DataKey) -> None:
+        self._own[(key.root, key.key_id)] = key
+        ids = self._by_root.setdefault(key.root, collections.OrderedDict())
+        ids[key.key_id] = None
+        ids.move_to_end(key.key_id)  # added again (a restart re-adds the sealing key): the newest again
+
+    def _discard(self, root: str, key_id: bytes) -> None:
+        del self._own[(root, key_id)]
+        ids = self._by_root[root]
+        del ids[key_id]
+        if not ids:
+            del self._by_root[root]
+
+    def _drop_oldest(self, root: str) -> bool:
+        """Erase the oldest key of ``root``, never its newest; False if it holds only that one."""
+        ids = self._by_root[root]
+        if len(ids) < 2:
+            return False
+        key_id, _ = ids.popitem(last=False)
+        del self._own[(root, key_id)]
+        self._dropped[root] += 1
+        return True
+
+    def _trim_root(self, root: str) -> int:
+        dropped = 0
+        while len(self._by_root.get(root, ())) > MAX_OWN_KEYS_PER_ROOT and self._drop_oldest(root):
+            dropped += 1
+        return dropped
+
+    def _trim_total(self) -> int:
+        """Past the total bound, erase from the roots holding the most keys: the roots that step often pay."""
+        excess = len(self._own) - MAX_OWN_KEYS
+        if excess <= 0:
+            return 0
+        heap = [(-len(ids), root) for root, ids in self._by_root.items() if len(ids) > 1]
+        heapq.heapify(heap)
+        dropped = 0
+        while dropped < excess and heap:
+            _, root = heapq.heappop(heap)
+            if self._drop_oldest(root):
+                dropped += 1
+            if len(self._by_root.get(root, ())) > 1:
+                heapq.heappush(heap, (-len(self._by_root[root]), root))
+        return dropped
+
+    def _log_drops(self, *, now: float | None = None) -> None:
+        """Report the keys erased early: at once after a quiet minute, then at most once a minute."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if not self._dropped or now - self._last_drop_log < _DROP_LOG_INTERVAL:
+                return
+            dropped, self._dropped = self._dropped, collections.Counter()
+            self._last_drop_log = now
+        worst = ", ".join(f"{root}: {count}" for root, count in dropped.most_common(5))
+        more = f" and {len(dropped) - 5} more root(s)" if len(dropped) > 5 else ""
+        log.warning("erased %d producer key(s) before their maximum age to keep the key archive within its bound "
+                    "(%d keys per root, %d in all; a root's newest key is always kept) (%s%s); consumers that "
+                    "far behind can no longer get them", sum(dropped.values()), MAX_OWN_KEYS_PER_ROOT,
+                    MAX_OWN_KEYS, worst, more)
 
     def expire(self, max_age: float, *, now: float | None = None, keep: Iterable[bytes] = ()) -> int:
         """Erase own keys created more than ``max_age`` seconds ago (except those in ``keep``)."""
@@ -88,8 +214,9 @@ class KeyRing:
         keep_ids = set(keep)
         with self._lock:
             old = [slot for slot, key in self._own.items() if key.created < cutoff and key.key_id not in keep_ids]
-            for slot in old:
-                del self._own[slot]
+            for root, key_id in old:
+                self._discard(root, key_id)
+        self._log_drops()  # called every second by the node: erasures summed up for a minute get reported
         if old:
             log.info("erased %d producer key(s) older than %.0f s", len(old), max_age)
             self.persist()

@@ -582,17 +582,18 @@ class KafkaCrypto:
         try:
             requester = kx.verify_request(message, self._trust, max_age=self.settings.request_max_age)
         except KafkaRatchetError as exc:
-            who = fingerprint(inner.signer)
-            if message is not inner:
-                who += f" (forwarded by {fingerprint(message.signer)})"
-            # the rate-limit key is never something the sender chooses: a forged request names any signer
-            if isinstance(exc, ChainError) and exc.reason in _IDENTIFIED_REFUSALS:
-                # signature and chain verified: these keys are genuine identities, as many as the trust lists hold
-                if self._limiter.allow(("refused", message.signer, inner.signer, root)):
-                    log.warning("refused key request from %s for root %s: %s", who, root, exc)
-            elif self._limiter.allow(("refused-unverified", root)):
-                log.warning("refused key request from %s for root %s: %s (further requests for this root that "
-                            "do not verify are not logged for %.0f s)", who, root, exc, self._limiter.interval)
+            # The rate-limit key is never something the sender chooses (a forged request names any signer it
+            # likes): the signer of the message itself when its signature and chain verified (only then can
+            # the refusal be about its rights), as many as the trust lists hold; else the root, one for all.
+            # (A forward's inner signer is not verified when the forwarder's own rights are what failed.)
+            identified = isinstance(exc, ChainError) and exc.reason in _IDENTIFIED_REFUSALS
+            if self._limiter.allow(("refused", message.signer, root) if identified else ("refused-unverified", root)):
+                who = fingerprint(inner.signer)
+                if message is not inner:
+                    who += f" (forwarded by {fingerprint(message.signer)})"
+                further = "" if identified else (f" (further requests for this root that do not verify are not "
+                                                 f"logged for {self._limiter.interval:.0f} s)")
+                log.warning("refused key request from %s for root %s: %s%s", who, root, exc, further)
             return
         self._remember(requester.subject, message.request_id)
         mine = self.credentials.chain_for(Usage.PRODUCE, root)
@@ -642,6 +643,8 @@ class KafkaCrypto:
         change = self.credentials.apply_trust_records(batch)
         for _key, scope in change.denial_scopes():
             self._bite_roots.update(r for r in self._produce_roots if scope_matches(scope, r))
+        if change.roots_changed:  # a root narrowed itself: whoever it no longer covers must lose the keys too
+            self._bite_roots.update(self._produce_roots)
 
     def _bite(self) -> None:
         """Revocation that bites: new keys and key ids for the produced roots a denial covers, which the

@@ -26,13 +26,16 @@ __all__ = ["ROLE_USAGES", "ROLE_PATHLEN", "write_node", "issue_node_chain", "nod
 
 log = logging.getLogger(__name__)
 
-#: what each provisioning role may do; the ``-limited`` roles ask for keys only through a controller
+#: what each provisioning role may do; the ``-limited`` roles ask for keys only through a controller.
+#: docs/provisioning.md's role table is this mapping (tests/unit/test_roles.py compares them).
 ROLE_USAGES: dict[str, frozenset[str]] = {
     "producer": frozenset({Usage.PRODUCE}),
     "consumer": frozenset({Usage.CONSUME}),
     "prodcon": frozenset({Usage.PRODUCE, Usage.CONSUME}),
     "consumer-limited": frozenset({Usage.SUBSCRIBE}),
     "prodcon-limited": frozenset({Usage.PRODUCE, Usage.SUBSCRIBE}),
+    # a controller only re-signs subscribers' requests; producers wrap the keys to the subscriber, so it
+    # never needs (and must not hold) consume
     "controller": frozenset({Usage.CONTROLLER}),
     # a chain server re-issues nodes' chains, so it must hold every usage it grants (a child never widens)
     "chainserver": frozenset({Usage.CHAIN_ISSUE, Usage.PRODUCE, Usage.CONSUME, Usage.SUBSCRIBE}),

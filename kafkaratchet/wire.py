@@ -29,25 +29,29 @@ def pack(obj: Any) -> bytes:
 
 
 def _depth(obj: Any, limit: int) -> None:
-    stack: list[tuple[Any, int]] = [(obj, 0)]
+    """Walk the containers only: a flat array of thousands of strings costs one pass in C, not a Python loop."""
+    containers = (list, dict)
+    stack: list[tuple[Any, int]] = [(obj, 0)] if isinstance(obj, containers) else []
     while stack:
         item, level = stack.pop()
-        if isinstance(item, (list, dict)):
-            if level >= limit:
-                raise FormatError(f"nesting deeper than {limit}")
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, level + 1) for child in children)
-            if isinstance(item, dict):
-                stack.extend((key, level + 1) for key in item)
+        if level >= limit:
+            raise FormatError(f"nesting deeper than {limit}")
+        children = [*item.values(), *item] if isinstance(item, dict) else item
+        stack.extend([(child, level + 1) for child in children if isinstance(child, containers)])
 
 
-def unpack(data: bytes, *, max_size: int = MAX_MESSAGE, max_depth: int = MAX_DEPTH) -> Any:
-    """Decode one msgpack object from ``data`` or raise FormatError."""
+def unpack(data: bytes, *, max_size: int = MAX_MESSAGE, max_depth: int = MAX_DEPTH,
+           max_items: int | None = None) -> Any:
+    """Decode one msgpack object from ``data`` or raise FormatError.
+
+    ``max_items`` caps every array and map (refused inside msgpack's C decoder, before any Python work).
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise FormatError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_size:
         raise FormatError(f"{len(data)} bytes exceeds the limit of {max_size}")
     limit = len(data)
+    items = limit if max_items is None else min(limit, max_items)
     try:
         obj = msgpack.unpackb(
             data,
@@ -56,11 +60,13 @@ def unpack(data: bytes, *, max_size: int = MAX_MESSAGE, max_depth: int = MAX_DEP
             strict_map_key=True,
             max_bin_len=limit,
             max_str_len=limit,
-            max_array_len=limit,
-            max_map_len=limit,
+            max_array_len=items,
+            max_map_len=items,
             max_ext_len=0,
         )
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        if max_items is not None and isinstance(exc, ValueError) and "exceeds max" in str(exc):
+            raise FormatError(f"an array or map holds more than {max_items} items") from None
         raise FormatError(f"invalid msgpack ({type(exc).__name__})") from None
     except RecursionError:
         raise FormatError("nesting too deep") from None

@@ -91,7 +91,7 @@ def run_password(args: argparse.Namespace, prompter: Prompter, out: TextIO) -> i
     check_directory(directory)
     validate_spec_flags(args)
     expected_root = parse_fingerprint(args.root_fingerprint) if args.root_fingerprint else None
-    kdf = pw.CURRENT_KDF
+    kdf = pw.KDF_V1 if args.legacy_kdf else pw.CURRENT_KDF
     hint = "" if args.legacy_kdf else (" (a deployment made before v2 with a shorter password: see --legacy-kdf "
                                        "in docs/provisioning.md)")
 

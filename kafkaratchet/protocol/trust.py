@@ -40,6 +40,7 @@ from ..certs import (
     DEFAULT_SKEW,
     MAX_CHAIN_SIZE,
     MAX_PATHLEN,
+    MAX_TOPICS,
     REASON_DENYLISTED,
     REASON_MISSING_CHAIN,
     REASON_NOT_YET_VALID,
@@ -75,6 +76,7 @@ __all__ = [
     "KIND_DENY",
     "MAX_UPDATE_SIZE",
     "MAX_ENTRIES",
+    "MAX_STORED_BYTES",
     "MAX_ENTRIES_PER_SIGNER",
     "MAX_SELF_ENTRIES_PER_SIGNER",
     "MAX_PENDING",
@@ -84,6 +86,7 @@ __all__ = [
     "TrustChange",
     "TrustStore",
     "make_trust_update",
+    "entry_digest",
 ]
 
 #: Signature context of a trust update body (no other structure is signed under it).
@@ -95,8 +98,10 @@ KIND_DENY = "deny"
 #: A body (a scope of up to 256 topics) and the signer's chain, plus framing.
 MAX_BODY_SIZE = 64 * 1024
 MAX_UPDATE_SIZE = MAX_BODY_SIZE + MAX_CHAIN_SIZE + 128
-#: Entries a store keeps in all; past this, new entries are refused (logged by the caller).
+#: Entries a store keeps in all, and their total encoded size; past either, new entries are refused
+#: (logged by the caller), so the node's trust file always stays readable.
 MAX_ENTRIES = 20_000
+MAX_STORED_BYTES = 64 << 20
 #: Entries kept per signer holding allowlist or denylist rights, and per signer without them
 #: (whose only possible entries are denials of itself).
 MAX_ENTRIES_PER_SIGNER = 10_000
@@ -183,8 +188,7 @@ class TrustUpdate:
         verify(fields["signer"], TRUST_CONTEXT, body, signature)
         chain = None if raw_chain is None else Chain.decode(raw_chain)
         raw = bytes(data)
-        digest = sodium.crypto_generichash_blake2b_salt_personal(raw, digest_size=32, person=_DIGEST_PERSON)
-        return cls(**fields, body=body, signature=signature, chain=chain, raw=raw, digest=digest)
+        return cls(**fields, body=body, signature=signature, chain=chain, raw=raw, digest=entry_digest(raw))
 
     def __repr__(self) -> str:
         scope = "*" if self.topics is None else ",".join(self.topics)
@@ -196,8 +200,14 @@ def _fp(key: bytes) -> str:
     return fingerprint(key) if len(key) == PUBLIC_KEY_SIZE else "?"
 
 
+def entry_digest(raw: bytes) -> bytes:
+    """An entry's identity (BLAKE2b-256 of the record as received): a replay is known before it is decoded."""
+    return sodium.crypto_generichash_blake2b_salt_personal(bytes(raw), digest_size=32, person=_DIGEST_PERSON)
+
+
 def _parse_body(body: bytes) -> dict[str, Any]:
-    items = wire.expect_list(wire.unpack(body, max_size=MAX_BODY_SIZE), "trust update body", size=_BODY_FIELDS)
+    items = wire.expect_list(wire.unpack(body, max_size=MAX_BODY_SIZE, max_items=MAX_TOPICS), "trust update body",
+                             size=_BODY_FIELDS)
     kind, subject, signer, issued_at, topics, usages, not_before, expiry, pathlen, extra = items
     kind = wire.expect(kind, str, "kind")
     if kind not in _KINDS:
@@ -435,6 +445,7 @@ class TrustStore:
         self._provisioned_denied: set[bytes] = set()
         self._entries: dict[bytes, TrustUpdate] = {}
         self._per_signer: collections.Counter[bytes] = collections.Counter()
+        self._stored_bytes = 0
         self._pending: collections.OrderedDict[bytes, TrustUpdate] = collections.OrderedDict()
         self._outcome: dict[bytes, str | None] = {}
         for root in roots:
@@ -470,6 +481,10 @@ class TrustStore:
     @property
     def entry_count(self) -> int:
         return len(self._entries)
+
+    def holds(self, digest: bytes) -> bool:
+        """Is the entry with this digest stored already (a replay needs no decoding)?"""
+        return digest in self._entries
 
     def entries(self) -> list[TrustUpdate]:
         """Every stored entry (effective or not), in fold order."""
@@ -572,8 +587,9 @@ class TrustStore:
         """The cheap checks that decide whether an entry is worth keeping at all."""
         if update.issued_at > now + self._skew:
             raise ChainError(REASON_NOT_YET_VALID, "entry issued in the future")
-        if len(self._entries) >= MAX_ENTRIES:
-            raise ChainError(REASON_USAGE_NOT_ALLOWED, f"the store already holds {MAX_ENTRIES} entries")
+        if len(self._entries) >= MAX_ENTRIES or self._stored_bytes + len(update.raw) > MAX_STORED_BYTES:
+            raise ChainError(REASON_USAGE_NOT_ALLOWED, f"the store is full ({len(self._entries)} entries, "
+                                                       f"{self._stored_bytes} bytes)")
         roots = self._fold.roots
         if update.chain is None:
             if not update.self_signed:
@@ -625,6 +641,7 @@ class TrustStore:
         for update in fresh:
             self._entries[update.digest] = update
             self._per_signer[update.signer] += 1
+            self._stored_bytes += len(update.raw)
         if min(u.order for u in fresh) > self._fold.last:
             for update in sorted(fresh, key=lambda u: u.order):  # the common case: newer than all before
                 self._fold_one(self._fold, update)

@@ -13,6 +13,7 @@ forgeries here never reach the nodes of other tests on the shared broker.
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import time
@@ -283,6 +284,52 @@ def test_an_authorised_consumer_cannot_squat_another_consumers_request_id(cluste
     [key] = kx.open_answer(to_bob, bob_kems)  # Bob is authorised: he gets the key through his own request
     assert key.key_id == kid
     assert len(answers_to(alice.crypto.public_key)) == 1, "Alice's request is answered once"
+
+
+def test_a_flood_of_forged_requests_costs_a_bounded_number_of_warnings(cluster: Cluster, attacker: Attacker,
+                                                                       unique_root: str,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """600 requests for the producer's real key id, each signed by a fresh key: half with a chain of their
+    own under a root nobody trusts, half with a genuine consumer's chain (public on R.reqs). They cost one
+    WARNING per ``log_interval`` (60 s: one here), not one each. 100 "forwards" signed by an authorised
+    consumer that is no controller, each wrapping a request from a fresh key, cost one more (its own: its
+    signature and chain verify). The refusal of an identified requester (a valid chain, but not for this
+    topic) sent after them all still gets a WARNING of its own.
+
+    Guards node.py ``_on_request``: a refusal's rate-limit key is ``("refused-unverified", root)`` unless
+    the message's signature and chain verified, and then ``("refused", its signer, root)``. It used to be
+    the (inner) signer's fingerprint and the root, so every fresh key bought a WARNING line (400 of them
+    here: this test failed)."""
+    caplog.set_level(logging.WARNING, logger="kafkaratchet")
+    root = unique_root
+    _, blob, kid = serving_producer(cluster, attacker, root)
+    nobody = SigningIdentity.generate()
+    victim, _ = Requester(cluster).request(root, [kid])
+    flood = []
+    for i in range(600):
+        fresh = SigningIdentity.generate()
+        if i % 2:
+            flood.append(Requester(cluster, identity=fresh, chain=Chain.of(
+                issue_certificate(nobody, fresh.public_key, usages=["consume"]))).request(root, [kid])[0].raw)
+        else:
+            flood.append(resigned(victim, fresh, kx.Kind.REQUEST))
+    insider = Requester(cluster)  # consume, but no controller usage
+    for _ in range(100):
+        fresh = SigningIdentity.generate()
+        inner = Requester(cluster, identity=fresh, chain=Chain.of(
+            issue_certificate(nobody, fresh.public_key, usages=["subscribe"]))).request(root, [kid])[0]
+        flood.append(kx.forward_request(insider.identity, insider.chain, inner).raw)
+    outsider = Requester(cluster, topics=["elsewhere"])
+    identified, _ = outsider.request(root, [kid])
+    probe(attacker, root, blob, [*flood, identified.raw], Requester(cluster))
+    refusals = [r.getMessage() for r in caplog.records
+                if r.levelno >= logging.WARNING and "key request from" in r.getMessage()
+                and f"for root {root}:" in r.getMessage()]
+    outsider_lines = [line for line in refusals if outsider.identity.fingerprint in line]
+    assert len(outsider_lines) == 1 and "topic-not-allowed" in outsider_lines[0], refusals
+    insider_lines = [line for line in refusals if f"forwarded by {insider.identity.fingerprint}" in line]
+    assert len(insider_lines) == 1 and "usage-not-allowed" in insider_lines[0], refusals
+    assert len(refusals) == 3, f"{len(refusals)} warnings for 700 forged messages and one identified refusal"
 
 
 def test_chain_with_future_start_or_expiry_beyond_its_parent_is_refused(cluster: Cluster, attacker: Attacker,

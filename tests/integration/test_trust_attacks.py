@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,17 +20,19 @@ from kafkaratchet.protocol.trust import make_trust_update
 from kafkaratchet.sealing import Role
 
 from .nodes import Cluster, Node
-from .test_adversarial import (  # noqa: F401 - attacker is a fixture
-    SECRET,
-    Attacker,
-    Requester,
-    attacker,
-    isolated,
-    serving_producer,
-    wait_until,
-)
+from .test_adversarial import SECRET, Attacker, Requester, isolated, serving_producer, wait_until
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def attacker(cluster: Cluster) -> Iterator[Attacker]:
+    """Raw read and write access to the broker: what an attacker has."""
+    raw = Attacker(cluster)
+    try:
+        yield raw
+    finally:
+        raw.close()
 
 
 def _admin(cluster: Cluster, usages: list[str], topics: list[str] | None = None) -> tuple[SigningIdentity, Chain]:
