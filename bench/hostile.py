@@ -330,7 +330,7 @@ class Scene:
         self.record_prefix = blobs[0][:2]
         self.tail("reqs")  # the attacker reads the key-exchange topics from the start
         self.tail("keys")
-        opened = self.consumer.crypto.open(self.root, Role.VALUE, blobs[0], 30.0, None)
+        opened = self.consumer.crypto.waiter.open(self.root, Role.VALUE, blobs[0], wait=30.0, retrier=None)
         if not opened.isCleartext():
             raise RuntimeError("hostile bench: the consumer did not get the producer's key")
         self.reader = Reader(self.consumer, self.root)
@@ -361,7 +361,7 @@ class Scene:
         return blob
 
     def cpu(self) -> dict[str, float | None]:
-        threads = {name: node.crypto._thread for name, node in self.nodes.items()}
+        threads = {name: node.crypto.exchange.thread for name, node in self.nodes.items()}
         if self.reader is not None:
             threads["reader"] = self.reader
         return {name: thread_cpu_seconds(thread) for name, thread in threads.items()}
@@ -428,10 +428,10 @@ class Scene:
         nodes = list(self.nodes.values())
         if "denylist" in labels:
             key = self.deny_marker()
-            _wait(lambda: all(key in n.crypto._trust.state.scoped for n in nodes), "the denylist marker")
+            _wait(lambda: all(key in n.crypto.trust.state.scoped for n in nodes), "the denylist marker")
         if "allowlist" in labels:
             entry = self.allow_marker()
-            _wait(lambda: all(n.crypto._trust.outcome(entry) != "not stored" for n in nodes), "the allowlist marker")
+            _wait(lambda: all(n.crypto.trust.outcome(entry) != "not stored" for n in nodes), "the allowlist marker")
         if "chains" in labels:
             renewed = [(n, self.chain_marker(n.crypto.public_key)) for n in nodes]
             _wait(lambda: all(c in n.crypto.credentials.chains for n, c in renewed), "the chains markers")
@@ -448,7 +448,8 @@ class Scene:
         if "keys" in labels:
             kid, key = os.urandom(8), os.urandom(32)
             consumer = self.consumer.crypto
-            consumer.open(self.root, Role.VALUE, seal(kid, key, self.root, Role.VALUE, b"marker"), 0.0, None)
+            marker = seal(kid, key, self.root, Role.VALUE, b"marker")
+            consumer.waiter.open(self.root, Role.VALUE, marker, wait=0.0, retrier=None)
 
             def asked() -> kx.KeyRequest | None:
                 self.refresh("reqs")
@@ -459,14 +460,15 @@ class Scene:
             answer = kx.make_answer(self.answerer.identity, self.answerer.chain, request,
                                     [kx.WrappedKey(kid, key, int(time.time()))])
             self.send("keys", [answer.raw])
-            _wait(lambda: consumer._ring.get(self.root, kid) is not None, "the consumer to install the R.keys marker")
+            _wait(lambda: consumer.keyring.get(self.root, kid) is not None, "the consumer to install the R.keys marker")
         if "data" in labels:
             text = b"marker:%d" % next(self.counter)
             self.send("data", [self.seal(text)])
             reader = self.reader
             assert reader is not None
             _wait(lambda: text in reader.markers, "the application consumer to decrypt the data marker")
-            _wait(lambda: self.consumer.crypto._commands.empty(), "the consumer's management thread to catch up")
+            commands = self.consumer.crypto.exchange.commands
+            _wait(commands.empty, "the consumer's management thread to catch up")
 
     # ------------------------------------------------------------------ hostile records
     def build(self, case: Case, count: int) -> list[bytes]:
@@ -608,17 +610,17 @@ class Scene:
         text = b"after a ratchet step %d" % next(self.counter)
         blob = self.seal(text, producer)
         started = time.perf_counter()
-        message = self.consumer.crypto.open(self.root, Role.VALUE, blob, 30.0, None)
+        message = self.consumer.crypto.waiter.open(self.root, Role.VALUE, blob, wait=30.0, retrier=None)
         seconds = time.perf_counter() - started
         ok = message.isCleartext(retry=False) and message.getMessage(retry=False) == text
         return {"decrypted": ok, "seconds": seconds if ok else float("nan")}
 
     def trust_snapshot(self) -> dict[str, TrustState]:
-        return {name: node.crypto._trust.state for name, node in self.nodes.items()}
+        return {name: node.crypto.trust.state for name, node in self.nodes.items()}
 
     def trust_changes(self, node: RunningNode, before: TrustState) -> list[str]:
         """How ``node``'s trust differs from ``before`` (the markers' scoped denials and entries aside)."""
-        trust = node.crypto._trust
+        trust = node.crypto.trust
         state = trust.state
         changes: list[str] = []
         if dict(state.roots) != dict(before.roots):
@@ -647,10 +649,10 @@ class Scene:
             node = RunningNode(path, ready_timeout=_TIMEOUT)
             out["ready_s"] = time.perf_counter() - started
             crypto = node.crypto
-            _wait(lambda: (denied in crypto._trust.state.scoped and crypto._trust.outcome(entry) != "not stored"
+            _wait(lambda: (denied in crypto.trust.state.scoped and crypto.trust.outcome(entry) != "not stored"
                            and chain in crypto.credentials.chains), "a fresh node to replay the trust topics")
             out["seconds"] = time.perf_counter() - started
-            out["cpu_s"] = thread_cpu_seconds(crypto._thread)
+            out["cpu_s"] = thread_cpu_seconds(crypto.exchange.thread)
             out["replayed"] = True
             if self.baseline:
                 out["changes"] = self.trust_changes(node, self.baseline["producer"])
@@ -676,7 +678,7 @@ class Scene:
         sealed = bool(self.seal(b"sealed after the restart", node))
         answered = self.decrypt_after_ratchet(node)
         out["answer_s"] = answered["seconds"]
-        out["cpu_s"] = thread_cpu_seconds(node.crypto._thread)
+        out["cpu_s"] = thread_cpu_seconds(node.crypto.exchange.thread)
         out["changes"] = self.trust_changes(node, self.baseline["producer"])
         out["restarted"] = sealed and answered["decrypted"]
         return out
@@ -756,9 +758,9 @@ def run(trust: Trust, *, records: int = 10_000, rounds: int = 3,
                          "decrypted_later": reader.decrypted_later, "failure": reader.failure}
         decrypt_after = scene.decrypt_after_ratchet(scene.producer)
         consumer = scene.consumer.crypto
-        out["consumer_state"] = {"open_requests": len(consumer._pending),
-                                 "wanted_key_ids": sum(len(w.key_ids) for w in consumer._wants.values())}
-        out["producer_state"] = {"requests_remembered": len(scene.producer.crypto._seen)}
+        out["consumer_state"] = {"open_requests": len(consumer.exchange.state.pending),
+                                 "wanted_key_ids": sum(len(w.key_ids) for w in consumer.exchange.state.wants.values())}
+        out["producer_state"] = {"requests_remembered": len(scene.producer.crypto.exchange.state.seen)}
         restart = scene.restart_producer()
         fresh_after = scene.fresh_node("after")
         changes["restarted producer"] = restart.pop("changes", [])

@@ -12,17 +12,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from kafkaratchet.errors import KafkaRatchetError
+from kafkaratchet.clirunner import ArgumentParser, UsageError, add_verbosity_flags, run
 
-from .daemon import configure_logging, stop_event
+from .daemon import stop_event
+
+PROG = "kafkaratchet-chainserver"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="kafkaratchet-chainserver", description=__doc__,
+    parser = ArgumentParser(
+        prog=PROG, description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, type=Path, help="the chain server's .config file")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: debug logs, -vv: also kafka's")
+    add_verbosity_flags(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="issue and renew chains until stopped")
     add = commands.add_parser("add-key", help="serve a node key")
@@ -35,59 +37,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _public_key(text: str) -> bytes:
-    """A key given as hex, or read from a node's config (its first chain's subject)."""
-    path = Path(text)
-    if path.suffix == ".config" and path.exists():
-        from kafkaratchet.credentials import Credentials
-        from kafkaratchet.store import KafkaCryptoStore
-
-        return Credentials(KafkaCryptoStore(path)).public_key
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise SystemExit(f"kafkaratchet-chainserver: error: {text!r} is neither a 64-digit hex key nor a .config")
-    return key
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(args.verbose)
+    """Exit status 0 when done or stopped; 2 for a bad command line, key or config; 1 for a runtime failure."""
+    return run(PROG, build_parser(), _command, argv)
+
+
+def _command(args: argparse.Namespace) -> int:
     from kafkaratchet.chainserver import KafkaCryptoChainServer
     from kafkaratchet.identity import fingerprint
+    from kafkaratchet.nodefiles import parse_public_key_arg
     from kafkaratchet.provisioning import ROLE_USAGES
 
-    try:
-        server = KafkaCryptoChainServer(None, config=args.config)
-        if args.command == "add-key":
-            if args.role not in ROLE_USAGES or args.role in {"controller", "chainserver"}:
-                raise SystemExit(f"kafkaratchet-chainserver: error: unknown or unservable role {args.role!r}")
-            served = server.add_key(_public_key(args.key), ROLE_USAGES[args.role], args.topics or None)
-            print(f"serving {fingerprint(served.public_key)} as {args.role}")
-            return 0
-        if args.command == "remove-key":
-            key = _public_key(args.key)
-            if not server.remove_key(key):
-                print(f"kafkaratchet-chainserver: error: {fingerprint(key)} is not served", file=sys.stderr)
-                return 2
-            print(f"no longer serving {fingerprint(key)}")
-            return 0
-        if args.command == "list":
-            for served in server.served():
-                topics = ",".join(served.topics) if served.topics else "*"
-                print(f"{fingerprint(served.public_key)}  {served.public_key.hex()}  "
-                      f"usages={','.join(sorted(served.usages))}  topics={topics}")
-            return 0
-        stop = stop_event()
-        server.start()
-        stop.wait()
-        server.close(timeout=3)
+    server = KafkaCryptoChainServer(None, config=args.config)
+    if args.command == "add-key":
+        if args.role not in ROLE_USAGES or args.role in {"controller", "chainserver"}:
+            raise UsageError(f"unknown or unservable role {args.role!r}")
+        served = server.add_key(parse_public_key_arg(args.key), ROLE_USAGES[args.role], args.topics or None)
+        print(f"serving {fingerprint(served.public_key)} as {args.role}")
         return 0
-    except KafkaRatchetError as exc:
-        print(f"kafkaratchet-chainserver: error: {exc}", file=sys.stderr)
-        return 2
+    if args.command == "remove-key":
+        key = parse_public_key_arg(args.key)  # ConfigError (exit 2) for neither hex nor a readable .config
+        if not server.remove_key(key):
+            raise UsageError(f"{fingerprint(key)} is not served")
+        print(f"no longer serving {fingerprint(key)}")
+        return 0
+    if args.command == "list":
+        for served in server.served():
+            topics = ",".join(served.topics) if served.topics else "*"
+            print(f"{fingerprint(served.public_key)}  {served.public_key.hex()}  "
+                  f"usages={','.join(sorted(served.usages))}  topics={topics}")
+        return 0
+    stop = stop_event()
+    server.start()
+    stop.wait()
+    server.close(timeout=3)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What both daemons share: logging set-up and a clean stop on SIGTERM / SIGINT."""
+"""What both daemons share: a clean stop on SIGTERM / SIGINT (logging is kafkaratchet.clirunner's)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,6 @@ import logging
 import signal
 import threading
 from types import FrameType
-
-
-def configure_logging(verbose: int) -> None:
-    level = {0: logging.INFO, 1: logging.DEBUG}.get(verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if verbose < 2:
-        logging.getLogger("kafka").setLevel(logging.WARNING)
 
 
 def stop_event() -> threading.Event:

@@ -183,7 +183,7 @@ _MANAGEMENT_TOPICS = ["fz.reqs", "fz.keys", "allowlist", "denylist", "chains", "
 
 
 def _node() -> Any:
-    """A real KafkaCrypto on stub clients, its thread stopped: the fuzzer calls the thread's handler."""
+    """A real KafkaCrypto on stub clients, its exchange loop never started: the fuzzer calls the loop's handler."""
     global _NODE
     if _NODE is None:
         from kafkaratchet.node import KafkaCrypto
@@ -196,21 +196,21 @@ def _node() -> Any:
         atexit.register(shutil.rmtree, directory, True)
         w = world()
         write_node(directory, "fz", w.node, chains=[w.chains["node"]], roots=[w.root_cert])
-        node = KafkaCrypto(None, _StubProducer(), _StubConsumer(), config=str(directory / "fz.config"))
+        node = KafkaCrypto.unstarted(None, _StubProducer(), _StubConsumer(), config=str(directory / "fz.config"))
         node.close()
-        node.seal("fz", _Role.VALUE, b"x")
-        node._produce_roots.add("fz")
+        node.sealers.seal("fz", _Role.VALUE, b"x")
+        node.exchange.state.produce_roots.add("fz")
         _NODE = node
     return _NODE
 
 
 def target_management(data: bytes) -> None:
-    """The management thread's handler (``KafkaCrypto._dispatch``) on any topic: it must never raise."""
+    """The management thread's handler (``ExchangeLoop.dispatch``) on any topic: it must never raise."""
     if not data:
         return
     node = _node()
-    node._seen.clear()
-    node._dispatch(_MANAGEMENT_TOPICS[data[0] % len(_MANAGEMENT_TOPICS)], data[1:])
+    node.exchange.state.seen.clear()
+    node.exchange.dispatch(_MANAGEMENT_TOPICS[data[0] % len(_MANAGEMENT_TOPICS)], data[1:])
 
 
 _SCRATCH = Path(tempfile.mkdtemp(prefix="kr-fuzz-store-"))

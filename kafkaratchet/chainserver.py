@@ -27,7 +27,7 @@ from .certs import Chain, Usage, issue_certificate, topics_narrow
 from .credentials import Credentials
 from .errors import ConfigError, KafkaRatchetError
 from .identity import PUBLIC_KEY_SIZE, fingerprint
-from .settings import NodeSettings
+from .settings import ChainServerSettings, NodeSettings
 from .store import KafkaCryptoStore
 from .trusttopics import chain_record_key
 
@@ -68,12 +68,10 @@ class KafkaCryptoChainServer:
                  *, kp: Any = None) -> None:
         self.store = KafkaCryptoStore.open(nodeID, config)
         self.node_id = self.store.node_id
-        self.settings = NodeSettings.from_section(self.store.load_section("crypto"))
-        section = self.store.load_section("crypto")
-        self.lifetime = int(section.get("chain_lifetime", 3600))
-        self.refresh_fraction = float(section.get("chain_refresh_fraction", 0.5))
-        if self.lifetime < 5 or not 0 < self.refresh_fraction < 1:
-            raise ConfigError("[crypto] chain_lifetime must be >= 5 s and chain_refresh_fraction in (0, 1)")
+        self.settings = NodeSettings.from_store(self.store)
+        chain_settings = ChainServerSettings.from_store(self.store)  # ConfigError naming key and file
+        self.lifetime = chain_settings.chain_lifetime
+        self.refresh_fraction = chain_settings.chain_refresh_fraction
         self.credentials = Credentials(self.store, clock_skew=self.settings.clock_skew)
         self._kp = kp
         self._issued: dict[bytes, int] = {}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from .errors import KafkaRatchetError
+from .clirunner import ArgumentParser, add_verbosity_flags, run
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "PROG"]
+
+PROG = "kafkaratchet"
 
 
 def _positive(text: str) -> int:
@@ -20,14 +21,18 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="kafkaratchet",
+    parser = ArgumentParser(
+        prog=PROG,
         description="End-to-end, message-layer encryption for Apache Kafka.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log more (-v: info, -vv: debug) to standard error")
+    add_verbosity_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_demo_parser(commands)
+    _add_keyinfo_parser(commands)
+    return parser
 
+
+def _add_demo_parser(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
     demo = commands.add_parser(
         "demo", help="encrypted round trip between two throwaway nodes",
         description="Start the embedded broker (unless --bootstrap-servers is given), provision a producer "
@@ -41,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", type=Path, metavar="DIR",
                       help="provision the demo nodes in DIR and keep them, instead of a temporary directory")
 
+
+def _add_keyinfo_parser(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
     keyinfo = commands.add_parser(
         "keyinfo", help="show a node's identity, chains, trust lists and keys (never key bytes)",
         description="Print the node's fingerprint, each chain (usages, topics, path length, expiry), the "
@@ -50,35 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     keyinfo.add_argument("--warn-within", type=int, default=None, metavar="SECONDS",
                          help="warn when a chain expires within this many seconds (default: the chain "
                               "server's refresh window from the config, else one day)")
-    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from .demo import main as demo_main
+
+        return demo_main(args.bootstrap_servers, args.records, args.size, args.keep, sys.stdout)
+    from .keyinfo import main as keyinfo_main
+
+    return keyinfo_main(args.config, as_json=args.json, warn_within=args.warn_within, out=sys.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.verbose < 2:
-        # kafka-python logs connection churn (and an ERROR when a client closes mid-refresh) that is
-        # noise at this level; -vv shows everything
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    try:
-        if args.command == "demo":
-            from .demo import main as demo_main
-
-            return demo_main(args.bootstrap_servers, args.records, args.size, args.keep, sys.stdout)
-        if args.command == "keyinfo":
-            from .keyinfo import main as keyinfo_main
-
-            return keyinfo_main(args.config, as_json=args.json, warn_within=args.warn_within, out=sys.stdout)
-    except KafkaRatchetError as exc:
-        print(f"kafkaratchet: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("kafkaratchet: interrupted", file=sys.stderr)
-        return 130
-    parser.error(f"unknown command {args.command}")
-    return 2
+    """Run one command; the exit status follows :mod:`kafkaratchet.clirunner` (keyinfo: 1 also for a warning)."""
+    return run(PROG, build_parser(), _run, argv)
 
 
 if __name__ == "__main__":

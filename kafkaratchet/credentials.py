@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from . import wire
-from .certs import Certificate, Chain, ValidatedChain
+from .certs import Chain
 from .errors import ChainError, ConfigError, FormatError, KafkaRatchetError
-from .identity import SigningIdentity, decode_identity_file, fingerprint
+from .identity import SigningIdentity, fingerprint
+from .nodefiles import NodeFiles, same_constraints, write_chains
 from .protocol.trust import (
     MAX_ENTRIES,
     MAX_STORED_BYTES,
@@ -33,6 +34,7 @@ from .protocol.trust import (
 )
 from .secretfile import read_secret, write_atomic
 from .store import KafkaCryptoStore
+from .validation import ValidatedChain, chain_expiry
 
 __all__ = ["Credentials", "chain_expiry", "outlives", "read_trust_file"]
 
@@ -45,12 +47,6 @@ _PERSIST_INTERVAL = 1.0
 _LOG_INTERVAL = 60.0
 REPUBLISH_HINT = ("re-publish them as v2 entries with `kafkaratchet-provision denylist --republish "
                   "--config ADMIN.config`")
-
-
-def chain_expiry(chain: Chain) -> int:
-    """The effective expiry of a chain: its earliest non-zero expiry (0 = never)."""
-    expiries = [c.expiry for c in chain.certificates if c.expiry]
-    return min(expiries) if expiries else 0
 
 
 def outlives(a: int, b: int) -> bool:
@@ -91,26 +87,18 @@ class Credentials:
     def __init__(self, store: KafkaCryptoStore, *, cryptokey: str | os.PathLike[str] | None = None,
                  clock_skew: int = 300) -> None:
         self.store = store
-        identity_path = Path(cryptokey) if cryptokey else store.secret_path("cryptokey", ".crypto")
-        try:
-            self.identity: SigningIdentity = decode_identity_file(read_secret(identity_path, max_size=4096))
-        except FormatError as exc:
-            raise ConfigError(f"{identity_path}: {exc}") from None
-        self.trust = TrustStore(self._certificates("allowlist"), self._denied(), skew=clock_skew)
-        try:
-            self._chains = [Chain.decode(blob) for blob in self._blobs("chains")]
-        except FormatError as exc:
-            raise ConfigError(f"{store.path}: [chains] holds an invalid chain: {exc}") from None
-        for chain in self._chains:
-            if chain.subject != self.identity.public_key:
-                raise ConfigError(f"{store.path}: a chain in [chains] is not for this node's key")
+        files, skipped = NodeFiles.read(store, strict=True, identity_path=cryptokey)
+        assert files.identity is not None  # a strict read has one
+        self.identity: SigningIdentity = files.identity
+        self.trust = TrustStore(files.root_certificates, files.denied_keys, skew=clock_skew)
+        self._chains = list(files.chains.values())
         self._lock = threading.Lock()
         self._changed = threading.Condition()
-        self._trust_path = store.secret_path("trustentries", ".trust")
+        self._trust_path = files.trust_path
         self._dirty = False
         self._last_persist = 0.0
         self._logged: dict[str, float] = {}
-        self._load_trust_entries()
+        self._load_trust_entries(files.trust_updates, skipped)
 
     def wait_until(self, predicate: Callable[[Credentials], bool], timeout: float) -> bool:
         """Block until ``predicate(self)`` holds after a live update (or at once), at most ``timeout`` s."""
@@ -133,27 +121,6 @@ class Credentials:
     def chains(self) -> list[Chain]:
         with self._lock:
             return list(self._chains)
-
-    # -- loading ---------------------------------------------------------------------------------
-    def _blobs(self, section: str) -> list[bytes]:
-        blobs = []
-        for name in sorted(self.store.load_section(section)):
-            blob = self.store.load_bytes(name, section)
-            if blob is not None:
-                blobs.append(blob)
-        return blobs
-
-    def _certificates(self, section: str) -> list[Certificate]:
-        try:
-            return [Certificate.decode(b) for b in self._blobs(section)]
-        except FormatError as exc:
-            raise ConfigError(f"{self.store.path}: [{section}] holds an invalid certificate: {exc}") from None
-
-    def _denied(self) -> list[bytes]:
-        keys = self._blobs("denylist")
-        if any(len(k) != 32 for k in keys):
-            raise ConfigError(f"{self.store.path}: [denylist] holds a key that is not 32 bytes")
-        return keys
 
     # -- choosing a chain ----------------------------------------------------------------------------
     def chain_for(self, usage: str, root: str) -> tuple[Chain, ValidatedChain] | None:
@@ -218,9 +185,9 @@ class Credentials:
             return TrustChange()
         count = self.trust.entry_count
         change, refused = self.trust.apply_many(updates)
-        for exc in refused.values():
-            reason = exc.reason if isinstance(exc, ChainError) else type(exc).__name__
-            self._log_once(f"refused:{reason}", logging.INFO, "a trust update has no effect here: %s", exc)
+        for error in refused.values():
+            reason = error.reason if isinstance(error, ChainError) else type(error).__name__
+            self._log_once(f"refused:{reason}", logging.INFO, "a trust update has no effect here: %s", error)
         self._after_change(change, stored=self.trust.entry_count != count)
         return change
 
@@ -269,8 +236,7 @@ class Credentials:
                 self._dirty = True
                 log.error("cannot persist trust updates to %s: %s", self._trust_path, exc.strerror)
 
-    def _load_trust_entries(self) -> None:
-        updates, problems = read_trust_file(self._trust_path)
+    def _load_trust_entries(self, updates: list[TrustUpdate], problems: list[str]) -> None:
         for problem in problems:
             log.warning("%s", problem)
         _, refused = self.trust.apply_many(updates)
@@ -288,13 +254,12 @@ class Credentials:
             return False
         checked = self.trust.validate(chain)
         with self._lock:
-            same = [c for c in self._chains
-                    if c.leaf.usages == chain.leaf.usages and c.leaf.topics == chain.leaf.topics]
+            same = [c for c in self._chains if same_constraints(c, chain)]
             if chain in same or any(not outlives(checked.expiry, chain_expiry(c)) for c in same):
                 return False
             self._chains = [c for c in self._chains if c not in same] + [chain]
             chains = list(self._chains)
-        self.store.replace_section("chains", {f"chain{i}": c.encode() for i, c in enumerate(chains)})
+        write_chains(self.store, chains)
         log.info("adopted a renewed chain for %s (expiry %d)", self.fingerprint, checked.expiry)
         self._notify()
         return True

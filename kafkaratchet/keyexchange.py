@@ -19,11 +19,12 @@ import nacl.bindings as sodium
 import nacl.exceptions
 
 from . import wire
-from .certs import Chain, Usage, ValidatedChain
+from .certs import Chain, Usage
 from .errors import DecryptionError, FormatError, KeyExchangeError, UnsupportedVersionError
 from .identity import SigningIdentity, fingerprint, verify
 from .kem import KemPrivateKey, KemType, ciphertext_size, encapsulate, public_key_size
-from .ratchet import KEY_ID_SIZE, KEY_SIZE
+from .sealing import KEY_ID_SIZE, KEY_SIZE
+from .validation import ValidatedChain
 
 if TYPE_CHECKING:
     from .protocol.trust import TrustStore

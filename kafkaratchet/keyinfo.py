@@ -17,27 +17,26 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
 from .certs import Certificate, Chain
-from .credentials import read_trust_file
-from .errors import ChainError, ConfigError, FormatError, KafkaRatchetError
-from .identity import decode_identity_file, derive_subkey, fingerprint
+from .errors import ChainError, ConfigError, KafkaRatchetError
+from .identity import derive_subkey, fingerprint
 from .keyring import KeyRing
+from .nodefiles import NodeFiles
 from .protocol.trust import TrustStore
 from .ratchet import Ratchet
-from .secretfile import read_secret
-from .settings import NodeSettings
+from .settings import KeyinfoSettings, NodeSettings
 from .store import KafkaCryptoStore
+from .validation import chain_expiry
 
 __all__ = ["main", "inspect_node", "render_text", "describe_chain", "chain_expiry", "format_time",
            "format_duration", "DEFAULT_WARN_WITHIN"]
 
 #: warn about chains expiring within a day, unless the config names the chain server's refresh window
-DEFAULT_WARN_WITHIN = 86400
+DEFAULT_WARN_WITHIN: int = KeyinfoSettings.chain_refresh_window
 
 
 def format_time(timestamp: int) -> str:
@@ -57,13 +56,6 @@ def format_duration(seconds: float) -> str:
         if len(parts) == 2:
             break
     return " ".join(parts)
-
-
-def chain_expiry(chain: Chain, root: Certificate | None = None) -> int:
-    """When the chain stops validating: the earliest expiry of its certificates and root (0: never)."""
-    certs: Iterable[Certificate] = chain.certificates if root is None else (root, *chain.certificates)
-    expiries = [c.expiry for c in certs if c.expiry]
-    return min(expiries) if expiries else 0
 
 
 def _topics_text(topics: tuple[str, ...] | None) -> str:
@@ -92,21 +84,10 @@ def _warn_within(store: KafkaCryptoStore, override: int | None) -> tuple[int, st
         if override < 0:
             raise ConfigError("--warn-within must not be negative")
         return override, "--warn-within"
-    configured = store.load_value("chain_refresh_window", "crypto")
-    if configured is None:
+    if store.load_text("chain_refresh_window", "crypto") is None:
         return DEFAULT_WARN_WITHIN, "default"
-    if isinstance(configured, bool) or not isinstance(configured, (int, float)) or configured < 0:
-        raise ConfigError(f"{store.path}: [crypto] chain_refresh_window = {configured!r} is not a number of seconds")
-    return int(configured), "[crypto] chain_refresh_window"
-
-
-def _blobs(store: KafkaCryptoStore, section: str) -> list[tuple[str, bytes]]:
-    found = []
-    for name in sorted(store.load_section(section)):
-        blob = store.load_bytes(name, section)
-        if blob is not None:
-            found.append((name, blob))
-    return found
+    # typed by the schema: a non-negative integer, else a ConfigError naming the key and the file
+    return KeyinfoSettings.from_store(store).chain_refresh_window, "[crypto] chain_refresh_window"
 
 
 def _certificate_info(cert: Certificate) -> dict[str, Any]:
@@ -127,37 +108,16 @@ def inspect_node(config: Path, *, warn_within: int | None = None, now: float | N
     moment = time.time() if now is None else now
     store = KafkaCryptoStore(config)
     window, window_source = _warn_within(store, warn_within)
-    settings = NodeSettings.from_section(store.load_section("crypto"))
-    identity_path = store.secret_path("cryptokey", ".crypto")
-    try:
-        identity = decode_identity_file(read_secret(identity_path, max_size=4096))
-    except FormatError as exc:
-        raise ConfigError(f"{identity_path}: {exc}") from None
-
-    roots: list[Certificate] = []
-    allowlist = []
-    for name, blob in _blobs(store, "allowlist"):
-        try:
-            cert = Certificate.decode(blob)
-        except FormatError as exc:
-            raise ConfigError(f"{store.path}: [allowlist] {name} is not a certificate: {exc}") from None
-        roots.append(cert)
-        allowlist.append({"fingerprint": fingerprint(cert.subject), **_certificate_info(cert),
-                          "expired": bool(cert.expiry and cert.expiry <= moment)})
-    denied = []
-    for name, blob in _blobs(store, "denylist"):
-        if len(blob) != 32:
-            raise ConfigError(f"{store.path}: [denylist] {name} is not a 32-byte key")
-        denied.append(blob)
-    trust = TrustStore(roots, denied, skew=settings.clock_skew)
+    settings = NodeSettings.from_store(store)
+    # lenient: every problem of the node's files is one more warning, and the rest is still reported
+    files, warnings = NodeFiles.read(store, strict=False)
+    identity = files.identity
+    roots = files.root_certificates
+    allowlist = [{"fingerprint": fingerprint(cert.subject), **_certificate_info(cert),
+                  "expired": bool(cert.expiry and cert.expiry <= moment)} for cert in roots]
+    trust = TrustStore(roots, files.denied_keys, skew=settings.clock_skew)
     by_subject = {cert.subject: cert for cert in roots}
-
-    warnings: list[str] = []
-    try:
-        updates, problems = read_trust_file(store.secret_path("trustentries", ".trust"))
-    except ConfigError as exc:  # report the rest; an unreadable trust file is one more thing to fix
-        updates, problems = [], [str(exc)]
-    warnings += problems
+    updates = files.trust_updates
     trust.apply_many(updates, now=moment)
     state = trust.state
     for key, root in sorted(state.roots.items()):
@@ -171,13 +131,11 @@ def inspect_node(config: Path, *, warn_within: int | None = None, now: float | N
     scoped = [{"fingerprint": fingerprint(k), "public_key": k.hex(), "topics": list(scope)}
               for k, scopes in sorted(state.scoped.items()) for scope in scopes]
     chains = []
-    for name, blob in _blobs(store, "chains"):
-        try:
-            chain = Chain.decode(blob)
-        except (FormatError, ChainError) as exc:
-            warnings.append(f"{name} cannot be parsed: {exc}")
-            chains.append({"name": name, "status": "invalid", "reason": f"unparsable: {exc}"})
+    for name in sorted({*files.chains, *files.bad_chains}):
+        if name in files.bad_chains:  # its warning is among the files' problems
+            chains.append({"name": name, "status": "invalid", "reason": f"unparsable: {files.bad_chains[name]}"})
             continue
+        chain = files.chains[name]
         root = by_subject.get(chain.certificates[0].issuer)
         expiry = chain_expiry(chain, root)
         try:
@@ -189,7 +147,7 @@ def inspect_node(config: Path, *, warn_within: int | None = None, now: float | N
             "name": name,
             "status": status,
             "reason": reason,
-            "for_this_node": chain.subject == identity.public_key,
+            "for_this_node": None if identity is None else chain.subject == identity.public_key,
             "root_fingerprint": fingerprint(chain.certificates[0].issuer),
             "usages": sorted(chain.leaf.usages),
             "topics": None if chain.leaf.topics is None else list(chain.leaf.topics),
@@ -205,8 +163,6 @@ def inspect_node(config: Path, *, warn_within: int | None = None, now: float | N
                             f"within the {format_duration(window)} warning window")
         if status != "valid" and not (reason or "").startswith("expired"):
             warnings.append(f"{name} does not validate: {reason}")
-        if not entry["for_this_node"]:
-            warnings.append(f"{name} is for key {fingerprint(chain.subject)}, not this node's")
         chains.append(entry)
     if not chains:
         warnings.append("the node holds no chain: it can neither hand out nor obtain keys")
@@ -219,12 +175,13 @@ def inspect_node(config: Path, *, warn_within: int | None = None, now: float | N
         except KafkaRatchetError as exc:
             warnings.append(f"seed file {seed_path}: {exc}")
     keys: dict[str, list[dict[str, Any]]] = {}
-    try:
-        held = KeyRing(store.secret_path("keyarchive", ".keys"),
-                       derive_subkey(identity, b"kr-key-archive")).own_keys()
-    except KafkaRatchetError as exc:  # report the rest; an unreadable archive is one more thing to fix
-        warnings.append(f"key archive: {exc}")
-        held = []
+    held = []
+    if identity is not None:  # without it the archive cannot be opened (its problem is already a warning)
+        try:
+            held = KeyRing(store.secret_path("keyarchive", ".keys"),
+                           derive_subkey(identity, b"kr-key-archive")).own_keys()
+        except KafkaRatchetError as exc:  # report the rest; an unreadable archive is one more thing to fix
+            warnings.append(f"key archive: {exc}")
     for key in sorted(held, key=lambda k: (k.root, k.created, k.key_id)):
         keys.setdefault(key.root, []).append({"key_id": key.key_id.hex(), "created": int(key.created),
                                               "age": max(0, int(moment - key.created))})
@@ -232,8 +189,8 @@ def inspect_node(config: Path, *, warn_within: int | None = None, now: float | N
         "node_id": store.node_id,
         "config": str(store.path),
         "role": store.load_value("role", "crypto"),
-        "fingerprint": identity.fingerprint,
-        "public_key": identity.public_key.hex(),
+        "fingerprint": None if identity is None else identity.fingerprint,
+        "public_key": None if identity is None else identity.public_key.hex(),
         "bootstrap_servers": store.load_value("bootstrap_servers", "kafka"),
         "now": int(moment),
         "warn_within": window,

@@ -11,10 +11,12 @@ from typing import Protocol
 
 from .errors import KafkaCryptoMessageError
 
-__all__ = ["KafkaCryptoMessage", "opened_message"]
+__all__ = ["KafkaCryptoMessage", "Retrier", "opened_message"]
 
 
-class _Retrier(Protocol):
+class Retrier(Protocol):
+    """What retries a not-yet-decrypted message: the deserializer that returned it."""
+
     def retry(self, message: KafkaCryptoMessage) -> bytes | None:
         """The cleartext if the key is now known (never waits), else None."""
 
@@ -30,7 +32,7 @@ class KafkaCryptoMessage:
         *,
         cleartext: bytes | None = None,
         topic: str | None = None,
-        retrier: _Retrier | None = None,
+        retrier: Retrier | None = None,
         decryptable: bool = False,
     ) -> None:
         self._raw = raw

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from .certs import Certificate, Chain, Usage, issue_certificate
-from .errors import ProvisioningError
+from .errors import ConfigError, ProvisioningError
 from .identity import SigningIdentity, encode_identity_file
 from .ratchet import Ratchet
 from .secretfile import write_atomic
-from .store import KafkaCryptoStore
+from .store import KafkaCryptoStore, check_node_id
 
 __all__ = ["ROLE_USAGES", "ROLE_PATHLEN", "write_node", "issue_node_chain", "node_paths"]
 
@@ -72,8 +72,10 @@ def write_node(directory: str | os.PathLike[str], node_id: str, identity: Signin
                bootstrap_servers: str | None = None, crypto: Mapping[str, Any] | None = None,
                kafka: Mapping[str, Any] | None = None, force: bool = False) -> KafkaCryptoStore:
     """Create (or with ``force`` replace) a node's config, identity and seed files."""
-    if not node_id or any(ch in node_id for ch in "/\\\0") or node_id.startswith("."):
-        raise ProvisioningError(f"invalid node id {node_id!r}")
+    try:
+        check_node_id(node_id)  # before anything is written: the store would refuse the id afterwards
+    except ConfigError as exc:
+        raise ProvisioningError(str(exc)) from None
     paths = node_paths(directory, node_id)
     existing = [p for key, p in paths.items() if key in ("crypto", "seed", "config") and p.exists()]
     if existing and not force:

@@ -30,6 +30,7 @@ import nacl.bindings as sodium
 import nacl.utils
 
 from .errors import ConfigError, RatchetError
+from .sealing import KEY_ID_SIZE, KEY_SIZE
 from .secretfile import read_secret, write_atomic
 
 __all__ = ["Ratchet", "DataKey", "derive_data_key", "step_secret", "encode_seed", "decode_seed",
@@ -37,8 +38,6 @@ __all__ = ["Ratchet", "DataKey", "derive_data_key", "step_secret", "encode_seed"
 
 log = logging.getLogger(__name__)
 
-KEY_SIZE = 32
-KEY_ID_SIZE = 8
 _MAGIC = b"KRSD"
 _VERSION = 1
 _HEADER = struct.Struct(">4sBQ")

@@ -1,15 +1,27 @@
-"""The ``[crypto]`` section of a node's config: every knob, its default, and its type."""
+"""The ``[crypto]`` section of a node's config: every key, its type and its default, declared once.
+
+Each dataclass below is one reader's part of the section: :class:`NodeSettings` (the node),
+:class:`ChainServerSettings`, :class:`KeyinfoSettings`, :class:`RoleSettings` (written by the
+provisioning tool) and :class:`SecretFiles` (the secret files' paths, read by
+``KafkaCryptoStore.secret_path``). Text is coerced by the declared type
+(:mod:`kafkaratchet.configschema`); a key declared nowhere here is warned about when the store opens.
+"""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
-from typing import Any
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar
 
+from .configschema import SchemaSection
 from .errors import ConfigError
 from .kem import KemType
 
-__all__ = ["NodeSettings", "root_topic"]
+__all__ = ["NodeSettings", "ChainServerSettings", "KeyinfoSettings", "RoleSettings", "SecretFiles",
+           "CRYPTO_SCHEMA", "crypto_types", "crypto_defaults", "root_topic"]
 
 _KEM_NAMES = {"x25519": KemType.X25519, "x25519-mlkem768": KemType.X25519_MLKEM768}
 
@@ -20,7 +32,7 @@ def root_topic(topic: str, separator: str = ".") -> str:
 
 
 @dataclass(frozen=True)
-class NodeSettings:
+class NodeSettings(SchemaSection):
     topic_separator: str = "."
     reqs_suffix: str = ".reqs"
     keys_suffix: str = ".keys"
@@ -47,35 +59,15 @@ class NodeSettings:
     #: seconds between repeats of the same warning from the management thread
     log_interval: float = 60.0
 
-    @classmethod
-    def from_section(cls, section: dict[str, Any]) -> NodeSettings:
-        values: dict[str, Any] = {}
-        for spec in fields(cls):
-            if spec.name not in section:
-                continue
-            raw = section[spec.name]
-            kind = type(spec.default)
-            try:
-                if kind is bool:
-                    if not isinstance(raw, bool):
-                        raise ValueError(raw)
-                    values[spec.name] = raw
-                elif kind in (int, float):
-                    number = kind(raw)
-                    if not math.isfinite(number) or number < 0:
-                        raise ValueError(raw)
-                    values[spec.name] = number
-                else:
-                    values[spec.name] = kind(raw)
-            except (TypeError, ValueError, OverflowError):
-                what = "non-negative number" if kind in (int, float) else kind.__name__
-                raise ConfigError(f"[crypto] {spec.name} = {str(raw)[:40]!r} is not a valid {what}") from None
-        settings = cls(**values)
-        settings.kem_types()  # validate now, not on the first key request
+    def validate(self, source: str | os.PathLike[str] | None = None) -> None:
+        where = f"{source}: " if source else ""
+        try:
+            self.kem_types()  # validate now, not on the first key request
+        except ConfigError as exc:
+            raise ConfigError(f"{where}{exc}") from None
         for name in ("ratchet_interval", "key_max_age", "request_max_age", "request_retry"):
-            if getattr(settings, name) <= 0:
-                raise ConfigError(f"[crypto] {name} must be positive")
-        return settings
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{where}[crypto] {name} must be positive")
 
     def kem_types(self) -> tuple[KemType, ...]:
         names = [n.strip().lower() for n in self.kems.split(",") if n.strip()]
@@ -86,3 +78,64 @@ class NodeSettings:
 
     def root(self, topic: str) -> str:
         return root_topic(topic, self.topic_separator)
+
+
+@dataclass(frozen=True)
+class ChainServerSettings(SchemaSection):
+    #: seconds a certificate issued by the chain server lives
+    chain_lifetime: int = 3600
+    #: the chain server re-issues a chain when less than this fraction of its life is left
+    chain_refresh_fraction: float = 0.5
+
+    def validate(self, source: str | os.PathLike[str] | None = None) -> None:
+        if self.chain_lifetime < 5 or not 0 < self.chain_refresh_fraction < 1:
+            where = f"{source}: " if source else ""
+            raise ConfigError(f"{where}[crypto] chain_lifetime must be >= 5 s and chain_refresh_fraction in (0, 1)")
+
+
+@dataclass(frozen=True)
+class KeyinfoSettings(SchemaSection):
+    #: kafkaratchet-keyinfo warns about chains expiring within this many seconds
+    chain_refresh_window: int = 86400
+
+
+@dataclass(frozen=True)
+class RoleSettings(SchemaSection):
+    #: the role the node was provisioned as (written by kafkaratchet-provision; for keyinfo and humans)
+    role: str = ""
+
+
+@dataclass(frozen=True)
+class SecretFiles(SchemaSection):
+    """Paths of the node's secret files, relative to the config; empty: ``<node_id><suffix>`` beside it."""
+
+    cryptokey: str = ""
+    ratchet: str = ""
+    keyarchive: str = ""
+    trustentries: str = ""
+
+    #: the file name suffix used when the path is not configured
+    SUFFIXES: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"cryptokey": ".crypto", "ratchet": ".seed", "keyarchive": ".keys", "trustentries": ".trust"})
+
+
+#: every part of the ``[crypto]`` section; a key belongs to exactly one
+CRYPTO_SCHEMA: tuple[type[SchemaSection], ...] = (
+    NodeSettings, ChainServerSettings, KeyinfoSettings, RoleSettings, SecretFiles)
+
+
+@functools.cache
+def crypto_types() -> Mapping[str, Any]:
+    """Every declared ``[crypto]`` key and its type (computed once, on first use, not at import)."""
+    types: dict[str, Any] = {}
+    for part in CRYPTO_SCHEMA:
+        for name, kind in part.field_types().items():
+            if name in types:
+                raise TypeError(f"[crypto] {name} is declared twice")
+            types[name] = kind
+    return MappingProxyType(types)
+
+
+def crypto_defaults() -> dict[str, Any]:
+    """Every declared ``[crypto]`` key and its default."""
+    return {name: value for part in CRYPTO_SCHEMA for name, value in part.defaults().items()}

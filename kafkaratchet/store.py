@@ -12,7 +12,10 @@ Its sections:
   ``<node_id>.seed`` beside the config);
 - ``chains``, ``allowlist``, ``denylist``: base64 certificates, chains and keys.
 
-Values are written as text and read back typed (int, float, bool, else str).
+Values are written as text and read back typed: ``[crypto]`` keys by their declared type
+(:mod:`kafkaratchet.settings`), Kafka options by :data:`~kafkaratchet.configschema.KAFKA_OPTION_TYPES`
+(every other Kafka option stays the string written), other sections kafkacrypto-style
+(:func:`parse_value`). Unknown ``[crypto]`` keys are warned about, by name, when the file is opened.
 One store may be shared by several ``KafkaCrypto`` objects on several threads.
 """
 
@@ -30,20 +33,37 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .configschema import coerce, coerce_kafka, is_kafka_section, warn_unknown
 from .errors import ConfigError
 from .secretfile import write_atomic
+from .settings import SecretFiles, crypto_types
 
-__all__ = ["KafkaCryptoStore", "parse_value", "NODE_ID"]
+__all__ = ["KafkaCryptoStore", "parse_value", "NODE_ID", "check_node_id"]
 
 log = logging.getLogger(__name__)
 
 _CONFIG_MODE = 0o644
 #: what a node id may be: it is also the stem of the node's file names
 NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: endings a node id may not have: a trailing dot, or one of the node's own file suffixes
+_NODE_ID_ENDINGS = (".", ".config", ".crypto", ".seed")
+
+
+def check_node_id(node_id: str) -> str:
+    """``node_id`` if it is a valid node id (it is also the stem of the node's file names); else ConfigError.
+
+    The one rule, used by the store, by :func:`~kafkaratchet.provisioning.write_node` (before it writes a
+    file) and by the provisioning tool's prompts.
+    """
+    if not NODE_ID.fullmatch(node_id) or node_id.endswith(_NODE_ID_ENDINGS):
+        raise ConfigError(f"invalid node id {node_id!r}: use 1-128 letters, digits, '.', '_' or '-', "
+                          "starting with a letter or digit and not ending in '.', '.config', '.crypto' or '.seed'")
+    return node_id
 
 
 def parse_value(text: str) -> Any:
-    """kafkacrypto-style typed value: int, float, True/False/None, else the string."""
+    """kafkacrypto-style typed value: int, float, True/False/None, else the string. Used only for
+    sections without a schema (and undeclared ``[crypto]`` keys): never for Kafka options or secret paths."""
     lowered = text.strip().lower()
     if lowered in {"true", "yes", "on"}:
         return True
@@ -86,15 +106,17 @@ class KafkaCryptoStore:
         node_id = nodeID or self._config.defaults().get("node_id")
         if not node_id:
             raise ConfigError(f"config file {self.path} has no node_id in its DEFAULT section")
-        if not NODE_ID.fullmatch(node_id):
-            # the node id names the secret files: keep it a short, portable file name
-            raise ConfigError(f"config file {self.path}: node_id must be 1-128 letters, digits, '.', '_' or '-', "
-                              "starting with a letter or digit")
+        try:
+            check_node_id(node_id)  # the node id names the secret files: a short, portable file name
+        except ConfigError as exc:
+            raise ConfigError(f"config file {self.path}: {exc}") from None
         if nodeID and self._config.defaults().get("node_id") not in (None, nodeID):
             raise ConfigError(f"config file {self.path} is for node "
                               f"{self._config.defaults()['node_id']!r}, not {nodeID!r}")
         self.node_id: str = node_id
         self._closed = False
+        if self._config.has_section("crypto"):
+            warn_unknown(self.load_section_text("crypto"), crypto_types(), source=self.path)
 
     @classmethod
     def open(cls, nodeID: str | None, config: KafkaCryptoStore | str | os.PathLike[str] | None  # noqa: N803
@@ -135,11 +157,14 @@ class KafkaCryptoStore:
     def directory(self) -> Path:
         return self.path.parent
 
-    def secret_path(self, option: str, suffix: str) -> Path:
+    def secret_path(self, option: str, suffix: str | None = None) -> Path:
         """Where a secret file lives: the ``crypto`` option if set (relative to the config), else
-        ``<node_id><suffix>`` beside the config."""
-        configured = self.load_value(option, "crypto")
-        name = str(configured) if configured else f"{self.node_id}{suffix}"
+        ``<node_id><suffix>`` beside the config (``suffix`` defaults to the one ``SecretFiles`` declares).
+        The option is read as written: ``cryptokey = 0001`` names the file ``0001``."""
+        if suffix is None:
+            suffix = SecretFiles.SUFFIXES[option]
+        configured = self.load_text(option, "crypto")
+        name = configured if configured else f"{self.node_id}{suffix}"
         path = Path(name)
         path = path if path.is_absolute() else self.directory / path
         encoded = os.fsencode(path)
@@ -160,7 +185,7 @@ class KafkaCryptoStore:
         with self._lock:
             for name in names:
                 if self._config.has_section(name):
-                    merged.update({k: parse_value(v) for k, v in self._config.items(name)
+                    merged.update({k: self._typed(name, k, v, strict=True) for k, v in self._config.items(name)
                                    if k not in self._config.defaults()})
         if use == "consumer":
             if extra == "crypto":
@@ -172,30 +197,61 @@ class KafkaCryptoStore:
                 merged.setdefault("group_id", self.node_id)
         return merged
 
+    def _typed(self, section: str | None, name: str, text: str, *, strict: bool = False) -> Any:
+        """``text`` as the schema types it; when not ``strict``, text that does not parse stays text
+        (for the kafkacrypto readers; the schema readers then refuse it, naming key and file)."""
+        try:
+            if section == "crypto" and name in crypto_types():
+                return coerce(text, crypto_types()[name], key=name, source=self.path)
+            if is_kafka_section(section):
+                return coerce_kafka(name, text, section=str(section), source=self.path)
+        except ConfigError:
+            if strict:
+                raise
+            return text
+        return parse_value(text)
+
     def load_section(self, section: str, defaults: bool = False) -> dict[str, Any]:
+        """kafkacrypto's typed section (see the module doc for the types); text that does not parse as
+        its declared type is returned as text, never raised (``get_kafka_config`` and the settings raise)."""
         with self._lock:
             if not self._config.has_section(section):
                 return dict(self._config.defaults()) if defaults else {}
-            items = self._config.items(section)
-            own = {k: parse_value(v) for k, v in items if defaults or k not in self._config.defaults()}
-        return own
+            base = self._config.defaults()
+            items = [(k, v, k in base) for k, v in self._config.items(section) if defaults or k not in base]
+        return {k: parse_value(v) if inherited else self._typed(section, k, v) for k, v, inherited in items}
 
-    def load_value(self, name: str, section: str | None = None, default: Any = None) -> Any:
+    def load_section_text(self, section: str) -> dict[str, str]:
+        """A section's own options as written (no DEFAULT entries, no typing)."""
+        with self._lock:
+            if not self._config.has_section(section):
+                return {}
+            base = self._config.defaults()
+            return {k: v for k, v in self._config.items(section) if k not in base}
+
+    def load_text(self, name: str, section: str | None = None) -> str | None:
+        """One option as written, or None."""
         with self._lock:
             if section is None or section == "DEFAULT":
-                value = self._config.defaults().get(name)
-            elif self._config.has_option(section, name):
-                value = self._config.get(section, name)
-            else:
-                value = None
-        return default if value is None else parse_value(value)
+                return self._config.defaults().get(name)
+            if self._config.has_option(section, name):
+                return self._config.get(section, name)
+            return None
+
+    def load_value(self, name: str, section: str | None = None, default: Any = None) -> Any:
+        value = self.load_text(name, section)
+        if value is None:
+            return default
+        if section is None or section == "DEFAULT":
+            return parse_value(value)
+        return self._typed(section, name, value)
 
     def load_bytes(self, name: str, section: str) -> bytes | None:
-        raw = self.load_value(name, section)
+        raw = self.load_text(name, section)
         if raw is None:
             return None
         try:
-            return base64.b64decode(str(raw), validate=True)
+            return base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
             raise ConfigError(f"{self.path}: [{section}] {name} is not valid base64") from None
 

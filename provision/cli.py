@@ -4,21 +4,21 @@ Thin on purpose: argparse, logging, and one rule for failures. Every refused
 input (a bad flag, a short or wrong password, a corrupt file, a chain for
 another node) ends the same way: exit status 2 and exactly one line on standard
 error, ``kafkaratchet-provision: error: ...``, with nothing written. Scripts can
-rely on that; humans get a sentence instead of a traceback. Output for the user
-goes to standard output, prompts to standard error.
+rely on that; humans get a sentence instead of a traceback. A failure while
+writing or publishing (disk, broker) is one such line too, with exit status 1.
+The rules are :mod:`kafkaratchet.clirunner`'s, shared by every console script.
+Output for the user goes to standard output, prompts to standard error.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 
-from kafkaratchet.errors import KafkaRatchetError
+from kafkaratchet.clirunner import EXIT_FAILURE, EXIT_USAGE, ArgumentParser, add_verbosity_flags, run
 
 from . import offline, quickstart, trustupdates
 from .inputs import PROVISIONING_PASSWORD_ENV, ROOT_PASSWORD_ENV, Prompter
@@ -26,19 +26,8 @@ from .inputs import PROVISIONING_PASSWORD_ENV, ROOT_PASSWORD_ENV, Prompter
 __all__ = ["main", "build_parser", "PROG"]
 
 PROG = "kafkaratchet-provision"
-EXIT_BAD_INPUT = 2
-EXIT_IO_ERROR = 1
-
-
-class UsageError(Exception):
-    """argparse's complaint, carried to :func:`main` so it is printed as one line like every other error."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse prints usage plus the error and exits; we want one line and the caller deciding."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
+EXIT_BAD_INPUT = EXIT_USAGE
+EXIT_IO_ERROR = EXIT_FAILURE
 
 
 def _add_node_flags(parser: argparse.ArgumentParser) -> None:
@@ -60,11 +49,21 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Provision kafkaratchet nodes: a password quick start, or an "
-                                            "offline PKI where no secret travels. See docs/provisioning.md.")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more to standard error")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    parser = ArgumentParser(prog=PROG, description="Provision kafkaratchet nodes: a password quick start, or an "
+                                                   "offline PKI where no secret travels. See docs/provisioning.md.")
+    add_verbosity_flags(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_password_parser(commands)
+    _add_init_root_parser(commands)
+    _add_request_parser(commands)
+    _add_sign_parser(commands)
+    _add_install_parser(commands)
+    _add_denylist_parser(commands)
+    _add_allowlist_parser(commands)
+    return parser
 
+
+def _add_password_parser(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
     password = commands.add_parser(
         "password", help="quick start: root and provisioner derived from two passwords",
         description="Create a node whose chain is signed on the spot by keys derived (Argon2id) from the root "
@@ -86,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "passwords) to add a node to a deployment created before v2; weaker against "
                                "offline password guessing (a warning is printed)")
 
+
+def _add_init_root_parser(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
     init_root = commands.add_parser(
         "init-root", help="offline: create a root key sealed under a password",
         description="Generate a new root key and write it sealed (Argon2id + XChaCha20-Poly1305) under a "
@@ -95,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help=f"read the password from FILE (else ${ROOT_PASSWORD_ENV}, else a prompt, twice)")
     init_root.add_argument("--force", action="store_true", help="replace an existing root key file")
 
+
+def _add_request_parser(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
     request = commands.add_parser(
         "request", help="offline, on the node: create its identity and a public request",
         description="Create the node's identity and ratchet seed in DIR and write N.request, which holds only "
@@ -104,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--renew", action="store_true",
                          help="keep the node's existing identity and seed; only write a new request")
 
+
+def _add_sign_parser(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
     sign = commands.add_parser(
         "sign", help="offline, on the root's machine: sign a request into a chain",
         description="Show what a request asks for, optionally narrow it, sign it with the root key and write "
@@ -120,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--yes", action="store_true", help="do not ask for confirmation at a terminal")
     sign.add_argument("--force", action="store_true", help="replace an existing chain file")
 
+
+def _add_install_parser(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
     install = commands.add_parser(
         "install", help="offline, on the node: install a signed chain",
         description="Check that N.chain certifies this node's own key and reaches a trusted root, then write "
@@ -132,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "trusts that root, or you confirm it at a terminal)")
     install.add_argument("--yes", action="store_true", help="never ask; refuse an unknown root instead")
 
+
+def _add_denylist_parser(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
     deny = commands.add_parser(
         "denylist", help="publish a signed denylist entry: every node cuts the key off",
         description="Sign a denylist entry for KEY with the node of --config (an admin node, whose chain has "
@@ -150,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     deny.add_argument("--config", required=True, type=Path, metavar="FILE", help="the signing node's .config")
     deny.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="override the config's bootstrap servers")
 
+
+def _add_allowlist_parser(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
     allow = commands.add_parser(
         "allowlist", help="publish a signed allowlist entry: every node trusts a new root",
         description="Sign an allowlist entry admitting KEY as a new root of trust, limited to --topics, "
@@ -166,51 +177,24 @@ def build_parser() -> argparse.ArgumentParser:
     allow.add_argument("--lifetime", type=int, metavar="SECONDS", help="how long the root is valid (default: "
                        "as long as the signer's chain; 0 = never expires, only for a signer that never expires)")
     allow.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="override the config's bootstrap servers")
-    return parser
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _fail(stderr: TextIO, message: str) -> None:
-    stderr.write(f"{PROG}: error: {_one_line(message)}\n")
-    stderr.flush()
 
 
 def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None,
          stderr: TextIO | None = None) -> int:
-    """Run one command; returns the exit status (0 done, 1 I/O failure, 2 bad input, 130 interrupted)."""
+    """Run one command; returns the exit status (0 done, 1 I/O or broker failure, 2 bad input, 130 interrupted).
+
+    Only this call's own thread is logged: ``main()`` may run in-process beside other threads.
+    """
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
-    parser = build_parser()
-    try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
-    except UsageError as exc:
-        _fail(err, str(exc))
-        return EXIT_BAD_INPUT
-    except SystemExit as exc:  # --help and --version exit through argparse
-        return exc.code if isinstance(exc.code, int) else 0
-    handler = logging.StreamHandler(err)
-    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
-    handler.setLevel({0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG))
-    # only this command's messages: called in-process, main() must not print what other threads log
-    caller = threading.get_ident()
-    handler.addFilter(lambda record: record.thread == caller)
-    loggers = [logging.getLogger(name) for name in ("kafkaratchet", "provision")]
-    saved = [logger.level for logger in loggers]
-    for logger in loggers:  # for this run only: main() may be called in-process, many times
-        logger.addHandler(handler)
-        logger.setLevel(min(handler.level, logger.getEffectiveLevel()))
-    try:
-        return _run(args, Prompter(stdin=stdin, stderr=err), out, err)
-    finally:
-        for logger, level in zip(loggers, saved, strict=True):
-            logger.removeHandler(handler)
-            logger.setLevel(level)
+
+    def body(args: argparse.Namespace) -> int:
+        return _run(args, Prompter(stdin=stdin, stderr=err), out)
+
+    return run(PROG, build_parser(), body, argv, stderr=err, this_thread_only=True)
 
 
-def _run(args: argparse.Namespace, prompter: Prompter, out: TextIO, err: TextIO) -> int:
+def _run(args: argparse.Namespace, prompter: Prompter, out: TextIO) -> int:
     runners = {
         "password": quickstart.run_password,
         "init-root": offline.run_init_root,
@@ -220,17 +204,7 @@ def _run(args: argparse.Namespace, prompter: Prompter, out: TextIO, err: TextIO)
         "denylist": trustupdates.run_denylist,
         "allowlist": trustupdates.run_allowlist,
     }
-    try:
-        return runners[args.command](args, prompter, out)
-    except KafkaRatchetError as exc:
-        _fail(err, str(exc))
-        return EXIT_BAD_INPUT
-    except OSError as exc:
-        _fail(err, f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-        return EXIT_IO_ERROR
-    except KeyboardInterrupt:
-        err.write(f"\n{PROG}: interrupted; nothing more was written\n")
-        return 130
+    return runners[args.command](args, prompter, out)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 
 from kafkaratchet.certs import MAX_CHAIN_LENGTH, MAX_REGEX_LENGTH, MAX_TOPIC_LENGTH
-from kafkaratchet.errors import ProvisioningError
+from kafkaratchet.errors import ConfigError, ProvisioningError
 from kafkaratchet.provisioning import ROLE_USAGES
+from kafkaratchet.store import check_node_id
 
 __all__ = [
     "Prompter",
@@ -52,7 +53,6 @@ DEFAULT_LIFETIME = 365 * 86400
 MAX_LIFETIME = 100 * 365 * 86400
 #: root (or provisioner) + node + what the node may issue must fit in a chain
 MAX_NODE_PATHLEN = MAX_CHAIN_LENGTH - 2
-_NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _TOPIC = re.compile(r"[A-Za-z0-9_-]+")
 _HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
 _MAX_PASSWORD_FILE = 4096
@@ -61,11 +61,10 @@ _ATTEMPTS = 3
 
 def parse_node_id(text: str) -> str:
     """A node id is also a file name (``N.config``), so only a safe, portable subset is accepted."""
-    value = text.strip()
-    if not _NODE_ID.fullmatch(value) or value.endswith((".", ".config", ".crypto", ".seed")):
-        raise ProvisioningError(f"invalid node id {value!r}: use 1-128 letters, digits, '.', '_' or '-', "
-                                "starting with a letter or digit")
-    return value
+    try:
+        return check_node_id(text.strip())
+    except ConfigError as exc:
+        raise ProvisioningError(str(exc)) from None
 
 
 def parse_role(text: str) -> str:
@@ -186,8 +185,10 @@ class Prompter:
     """Asks on standard error for what the flags did not give; reads answers from standard input.
 
     At a terminal an invalid answer is asked again (up to three times); from a
-    script, the first invalid answer or the end of input is an error naming the
-    flag to pass instead, so a half-fed run fails instead of hanging.
+    script, the first invalid answer is an error naming the flag to pass
+    instead, so a half-fed run fails instead of hanging. When a script's input
+    ends, a question with a documented default (path length, lifetime, a yes/no
+    confirmation: no) takes it; one without a default is an error naming the flag.
     """
 
     def __init__(self, stdin: TextIO | None = None, stderr: TextIO | None = None,
@@ -205,21 +206,31 @@ class Prompter:
         except (AttributeError, ValueError):
             return False
 
-    def _line(self, prompt: str, flag: str) -> str:
+    def _line(self, prompt: str, flag: str, default: str | None = None) -> str:
+        """One answer; at the end of a script's input, ``default`` if there is one, else an error naming ``flag``."""
         self.stderr.write(prompt)
         self.stderr.flush()
         line = self.stdin.readline()
         if not line:
+            if default is not None and not self.interactive:
+                # no terminal and nothing more to read: the documented default, said so on the prompt's line
+                self.stderr.write(f"{default} (default: standard input is not a terminal)\n")
+                self.stderr.flush()
+                return default
             self.stderr.write("\n")  # so the error that follows starts a line of its own
             raise ProvisioningError(f"standard input ended while asking for {flag[2:].replace('-', ' ')}; "
                                     f"pass {flag}")
         return line.rstrip("\r\n")
 
     def ask(self, prompt: str, flag: str, parse: Callable[[str], T], default: str | None = None) -> T:
-        """Ask until ``parse`` accepts the answer (an empty answer means ``default`` when there is one)."""
+        """Ask until ``parse`` accepts the answer (an empty answer means ``default`` when there is one).
+
+        From a script (standard input not a terminal), the end of input also means ``default``;
+        a question without a default fails there instead, naming ``flag``.
+        """
         label = f"{prompt} [{default}]: " if default is not None else f"{prompt}: "
         for attempt in range(1, _ATTEMPTS + 1):
-            answer = self._line(label, flag)
+            answer = self._line(label, flag, default)
             if not answer.strip() and default is not None:
                 answer = default
             try:
@@ -231,8 +242,8 @@ class Prompter:
         raise AssertionError("unreachable")
 
     def confirm(self, question: str, flag: str) -> bool:
-        """A yes/no question whose default is no."""
-        answer = self._line(f"{question} [y/N]: ", flag)
+        """A yes/no question whose default is no (also at the end of a script's input)."""
+        answer = self._line(f"{question} [y/N]: ", flag, default="no")
         return answer.strip().lower() in {"y", "yes"}
 
     def password(self, label: str, *, file: Path | None, env_var: str | None, check: Callable[[str], object],

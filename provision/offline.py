@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from kafkaratchet.certs import Certificate, Chain
 from kafkaratchet.errors import ChainError, ConfigError, FormatError, ProvisioningError, SignatureError
-from kafkaratchet.identity import SigningIdentity, decode_identity_file, fingerprint
+from kafkaratchet.identity import SigningIdentity, fingerprint
 from kafkaratchet.keyinfo import describe_chain, format_duration, format_time
+from kafkaratchet.nodefiles import NodeFiles, read_identity, same_constraints, write_chains
 from kafkaratchet.protocol.trust import TrustStore
 from kafkaratchet.provisioning import ROLE_USAGES, issue_node_chain, node_paths, write_node
 from kafkaratchet.secretfile import read_secret, write_atomic
@@ -100,13 +100,6 @@ def run_init_root(args: argparse.Namespace, prompter: Prompter, out: TextIO) -> 
 # ----------------------------------------------------------------------------------------- request
 
 
-def _load_identity(path: Path) -> SigningIdentity:
-    try:
-        return decode_identity_file(read_secret(path, max_size=4096))
-    except FormatError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-
-
 def run_request(args: argparse.Namespace, prompter: Prompter, out: TextIO) -> int:
     """Create the node's identity and seed (or reuse them with ``--renew``) and write ``N.request``."""
     directory = Path(args.dir)
@@ -126,7 +119,7 @@ def run_request(args: argparse.Namespace, prompter: Prompter, out: TextIO) -> in
 
     spec = collect_spec(args, prompter, on_node_id=check_node)
     paths = node_paths(directory, spec.node_id)
-    identity = _load_identity(paths["crypto"]) if args.renew else SigningIdentity.generate()
+    identity = read_identity(paths["crypto"]) if args.renew else SigningIdentity.generate()
     request = NodeRequest(spec.node_id, spec.role, identity.public_key, spec.topics, spec.pathlen, spec.lifetime,
                           int(time.time()))
     data = request.encode(identity)
@@ -240,15 +233,6 @@ def run_sign(args: argparse.Namespace, prompter: Prompter, out: TextIO) -> int:
 # ----------------------------------------------------------------------------------------- install
 
 
-def _load_blobs(store: KafkaCryptoStore, section: str) -> dict[str, bytes]:
-    blobs = {}
-    for name in store.load_section(section):
-        blob = store.load_bytes(name, section)
-        if blob is not None:
-            blobs[name] = blob
-    return blobs
-
-
 def run_install(args: argparse.Namespace, prompter: Prompter, out: TextIO) -> int:
     """Check ``N.chain`` against this node's key and a trusted root, then add it to the node's config."""
     chain_path = Path(args.chain)
@@ -268,17 +252,21 @@ def run_install(args: argparse.Namespace, prompter: Prompter, out: TextIO) -> in
     store = KafkaCryptoStore(config)
     if store.node_id != node_id:
         raise ProvisioningError(f"{config} is the config of node {store.node_id}, not {node_id}")
-    identity = _load_identity(store.secret_path("cryptokey", ".crypto"))
+    # lenient: a node's unparsable or foreign chains are what an install may repair; its key and trust
+    # lists are not
+    files, _ = NodeFiles.read(store, strict=False)
+    for part in ("identity", "allowlist", "denylist"):
+        if files.problems.get(part):
+            raise ConfigError(files.problems[part][0])
+    assert files.identity is not None
+    identity = files.identity
     chain = chain_file.chain
     if not hmac.compare_digest(chain.subject, identity.public_key):
         raise ProvisioningError(f"{chain_path} is not for this node: it certifies key {fingerprint(chain.subject)}, "
                                 f"node {node_id}'s key is {identity.fingerprint}")
 
-    try:
-        roots = {cert.subject: cert for cert in map(Certificate.decode, _load_blobs(store, "allowlist").values())}
-    except FormatError as exc:
-        raise ConfigError(f"{config}: [allowlist] holds an invalid certificate: {exc}") from None
-    denied = list(_load_blobs(store, "denylist").values())
+    roots = {cert.subject: cert for cert in files.root_certificates}
+    denied = files.denied_keys
     offered = chain_file.root
     offered_fp = fingerprint(offered.subject)
     if expected_root is not None:
@@ -299,18 +287,13 @@ def run_install(args: argparse.Namespace, prompter: Prompter, out: TextIO) -> in
     except ChainError as exc:
         raise ProvisioningError(f"{chain_path} does not reach a trusted root: {exc}") from None
 
-    existing = {}
-    for name, blob in _load_blobs(store, "chains").items():
-        try:
-            existing[name] = Chain.decode(blob)
-        except (FormatError, ChainError):
-            log.warning("%s: dropping unparsable chain %s", config, name)
+    for name in files.bad_chains:
+        log.warning("%s: dropping unparsable chain %s", config, name)
     # a chain with the same constraints is a renewal: it replaces the old one, like a chain server's would
-    kept = [c for c in existing.values() if not (c.leaf.usages == chain.leaf.usages
-                                                  and c.leaf.topics == chain.leaf.topics)]
+    kept = [c for c in files.chains.values() if not same_constraints(c, chain)]
     if offered.subject not in roots and checked.root == offered.subject:
         store.store_value(offered.subject.hex(), offered.encode(), "allowlist")
-    store.replace_section("chains", {f"chain{i}": c.encode() for i, c in enumerate([*kept, chain])})
+    write_chains(store, [*kept, chain])
     print_node_summary(out, "installed a chain on", node_id, directory, identity.fingerprint, chain,
                        trusted[checked.root])
     return 0

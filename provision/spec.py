@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -19,7 +19,8 @@ from kafkaratchet.certs import Certificate, Chain
 from kafkaratchet.errors import ProvisioningError
 from kafkaratchet.identity import fingerprint as key_fingerprint
 from kafkaratchet.keyinfo import describe_chain
-from kafkaratchet.provisioning import ROLE_USAGES, node_paths
+from kafkaratchet.provisioning import ROLE_PATHLEN, ROLE_USAGES, node_paths
+from kafkaratchet.settings import RoleSettings
 
 from .inputs import (
     DEFAULT_LIFETIME,
@@ -48,12 +49,13 @@ class NodeSpec:
 
 def default_pathlen(role: str) -> int:
     """0 (a leaf) except for a chain server, which must be able to sign one certificate below itself."""
-    return 1 if role == "chainserver" else 0
+    return ROLE_PATHLEN.get(role, 0)
 
 
 def role_settings(role: str) -> dict[str, str]:
-    """The ``[crypto]`` entries written for a role: the role itself, for ``keyinfo`` and for humans."""
-    return {"role": role}
+    """The ``[crypto]`` entries written for a role (declared by ``RoleSettings``): the role itself, for
+    ``keyinfo`` and for humans."""
+    return {name: str(value) for name, value in asdict(RoleSettings(role=role)).items()}
 
 
 def check_directory(directory: Path) -> None:

@@ -21,13 +21,15 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from kafkaratchet.certs import Chain, Usage, ValidatedChain
+from kafkaratchet.certs import Chain, Usage
 from kafkaratchet.credentials import Credentials
 from kafkaratchet.errors import ConfigError, KafkaRatchetError, ProvisioningError
-from kafkaratchet.identity import PUBLIC_KEY_SIZE, fingerprint
+from kafkaratchet.identity import fingerprint
+from kafkaratchet.nodefiles import parse_public_key_arg
 from kafkaratchet.protocol.trust import KIND_ALLOW, KIND_DENY, TrustUpdate, make_trust_update
 from kafkaratchet.settings import NodeSettings
 from kafkaratchet.store import KafkaCryptoStore
+from kafkaratchet.validation import ValidatedChain
 
 from .inputs import Prompter, parse_topics
 
@@ -38,21 +40,10 @@ log = logging.getLogger(__name__)
 
 def subject_key(text: str) -> bytes:
     """A public key given as 64 hex digits, or as the path of the node's ``.config``."""
-    path = Path(text)
-    if path.suffix == ".config":
-        if not path.exists():
-            raise ProvisioningError(f"{path} does not exist")
-        try:
-            return Credentials(KafkaCryptoStore(path)).public_key
-        except ConfigError as exc:
-            raise ProvisioningError(f"cannot read the node key from {path}: {exc}") from None
     try:
-        key = bytes.fromhex(text.strip())
-    except ValueError:
-        key = b""
-    if len(key) != PUBLIC_KEY_SIZE:
-        raise ProvisioningError(f"{text!r} is neither a 64-digit hex public key nor a node's .config file")
-    return key
+        return parse_public_key_arg(text)
+    except ConfigError as exc:
+        raise ProvisioningError(str(exc)) from None
 
 
 def signer_chain(signer: Credentials, usage: str | None) -> tuple[Chain, ValidatedChain]:

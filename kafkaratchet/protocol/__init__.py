@@ -2,7 +2,7 @@
 
 | PROTOCOL.md section | module |
 |---|---|
-| 5. Trust updates (v2) | :mod:`kafkaratchet.protocol.trust` |
+| 5. Trust updates (v2) | trustupdate (format), trustfold (rules), trust (the store) |
 
 (The other sections still live at the package's top level; the structure issue moves them here.)
 """

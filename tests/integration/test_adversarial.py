@@ -26,7 +26,7 @@ from kafka import KafkaProducer as RawProducer
 from kafka import TopicPartition
 from kafka.partitioner import Partitioner
 
-import kafkaratchet.node as node_module
+import kafkaratchet.node.state as exchange_state
 from kafkaratchet import KafkaConsumer, KafkaCrypto, KafkaProducer, wire
 from kafkaratchet import keyexchange as kx
 from kafkaratchet.certs import Chain, issue_certificate
@@ -160,7 +160,8 @@ def serving_producer(cluster: Cluster, attacker: Attacker, root: str, **crypto: 
     prod = cluster.node("prod", "producer", crypto=isolated(root, **crypto))
     blob = prod.crypto.getValueSerializer().serialize(root, None, SECRET)
     attacker.send(root, blob)
-    wait_until(lambda: root + ".reqs" in prod.crypto._following, 20, "the producer follows its request topic")
+    wait_until(lambda: root + ".reqs" in prod.crypto.exchange.state.following, 20,
+               "the producer follows its request topic")
     return prod, blob, blob[2:10]
 
 
@@ -230,7 +231,7 @@ def test_request_with_a_valid_chain_signed_by_another_key_is_not_answered(cluste
     answers = probe(attacker, root, blob, list(forged.values()), Requester(cluster))
     for what, raw in forged.items():
         assert kx.parse(raw).request_id not in answers, f"answered a forgery: {what}"
-    assert prod.crypto._thread.is_alive()
+    assert prod.crypto.exchange.thread.is_alive()
 
 
 def test_an_authorised_consumer_cannot_squat_another_consumers_request_id(cluster: Cluster, attacker: Attacker,
@@ -240,8 +241,8 @@ def test_an_authorised_consumer_cannot_squat_another_consumers_request_id(cluste
     reads the last ``request_max_age`` of requests back at start), and Alice's request sits on the
     partition it reads last, so Bob's copy is judged first. Alice must still get her key.
 
-    Guards node.py ``_on_request``: request ids are remembered per requester (``(requester key, id)`` in
-    ``_seen``). When the id alone was remembered, whichever of the two requests the producer judged first
+    Guards the node's ``KeyAnswers.on_request``: request ids are remembered per requester (``(requester key, id)`` in
+    ``ExchangeState.seen``). When the id alone was remembered, whichever of the two requests the producer judged first
     marked the id answered and the other was dropped: Alice, who asks once here (``request_retry`` 600 s),
     never got her key (this test failed)."""
     root = unique_root
@@ -254,7 +255,8 @@ def test_an_authorised_consumer_cannot_squat_another_consumers_request_id(cluste
     alice = Node(store, KafkaCrypto(None, kp, kc, config=store), [kp, kc])
     cluster.nodes.append(alice)
     assert alice.crypto.wait_ready(30)
-    pending = alice.crypto.open(root, Role.VALUE, blob, 0.0, alice.crypto.getValueDeserializer(0, 0))
+    pending = alice.crypto.waiter.open(root, Role.VALUE, blob, wait=0.0,
+                                       retrier=alice.crypto.getValueDeserializer(0, 0))
     assert not pending.isCleartext()
     [genuine] = wait_until(lambda: attacker.requests_from(root, alice.crypto.public_key), 20, "Alice's request")
 
@@ -278,7 +280,7 @@ def test_an_authorised_consumer_cannot_squat_another_consumers_request_id(cluste
                 found.append(message)
         return found
 
-    wait_until(lambda: alice.crypto._ring.get(root, kid) is not None, 30, "Alice gets her key despite the squat")
+    wait_until(lambda: alice.crypto.keyring.get(root, kid) is not None, 30, "Alice gets her key despite the squat")
     assert pending.isCleartext() and pending.getMessage() == SECRET
     [to_bob] = wait_until(lambda: answers_to(bob.identity.public_key), 10, "Bob's own request answered")
     [key] = kx.open_answer(to_bob, bob_kems)  # Bob is authorised: he gets the key through his own request
@@ -296,7 +298,7 @@ def test_a_flood_of_forged_requests_costs_a_bounded_number_of_warnings(cluster: 
     signature and chain verify). The refusal of an identified requester (a valid chain, but not for this
     topic) sent after them all still gets a WARNING of its own.
 
-    Guards node.py ``_on_request``: a refusal's rate-limit key is ``("refused-unverified", root)`` unless
+    Guards the node's ``KeyAnswers.on_request``: a refusal's rate-limit key is ``("refused-unverified", root)`` unless
     the message's signature and chain verified, and then ``("refused", its signer, root)``. It used to be
     the (inner) signer's fingerprint and the root, so every fresh key bought a WARNING line (400 of them
     here: this test failed)."""
@@ -429,7 +431,7 @@ def test_an_authorised_consumer_can_forge_records_other_consumers_accept(cluster
     [key] = kx.open_answer(answer, kems)
     forged = seal(kid, key.key, root, Role.VALUE, b"forged by an authorised consumer")
     victim = cluster.node("victim", "consumer", crypto=isolated(root))
-    assert victim.crypto.open(root, Role.VALUE, forged, 10.0, None).getMessage() == \
+    assert victim.crypto.waiter.open(root, Role.VALUE, forged, wait=10.0, retrier=None).getMessage() == \
         b"forged by an authorised consumer"
 
 
@@ -440,7 +442,7 @@ def test_answers_replayed_or_built_for_someone_elses_request_install_nothing(clu
     """A consumer installs a key only from an answer to a request of its own that is still open, signed
     by a chain with ``produce`` for the root, that opens under its ephemeral key.
 
-    Guards node.py ``_on_answer`` (``self._pending.get(message.request_id)``, then the requester check)
+    Guards the node's ``KeyRequests.on_answer`` (``state.pending.get(message.request_id)``, then the requester check)
     and keyexchange.py ``verify_answer`` (``producer.require(Usage.PRODUCE, ...)``): without the last,
     the forged answer below installs a wrong key first, the genuine answer then finds the request
     closed, and the record never opens.
@@ -450,7 +452,7 @@ def test_answers_replayed_or_built_for_someone_elses_request_install_nothing(clu
     prod_store = prod.store
     cons_store = cluster.provision("cons", "consumer", crypto=isolated(root))
     cons = cluster.start(cons_store)
-    record = cons.crypto.open(root, Role.VALUE, blob, 10.0, None)
+    record = cons.crypto.waiter.open(root, Role.VALUE, blob, wait=10.0, retrier=None)
     assert record.isCleartext()
     genuine = [a for a in attacker.answers(root).values() if a.requester == cons.crypto.public_key]
     assert genuine, "the attacker saw the genuine answer on R.keys"
@@ -461,7 +463,8 @@ def test_answers_replayed_or_built_for_someone_elses_request_install_nothing(clu
     outsider = cluster.node("outsider", "consumer", topics=["elsewhere"], crypto=isolated(root))
     victims = [again, outsider]
     for node in victims:
-        pending = node.crypto.open(root, Role.VALUE, blob, 0.0, node.crypto.getValueDeserializer(0, 0))
+        pending = node.crypto.waiter.open(root, Role.VALUE, blob, wait=0.0,
+                                          retrier=node.crypto.getValueDeserializer(0, 0))
         assert not pending.isCleartext() and pending.isPossiblyDecryptable()
     requests = {n.crypto.public_key: wait_until(lambda n=n: attacker.requests_from(root, n.crypto.public_key), 20,
                                                 "the victims' requests on R.reqs")[-1] for n in victims}
@@ -473,13 +476,13 @@ def test_answers_replayed_or_built_for_someone_elses_request_install_nothing(clu
     attacker.send(root + ".keys", *[a.raw for a in genuine], *forged, *[a.raw for a in genuine])
     time.sleep(3)  # each victim's management thread has long read them
     for node in victims:
-        assert node.crypto._ring.get(root, kid) is None, "a replayed or forged answer installed a key"
-        assert node.crypto._thread.is_alive()
+        assert node.crypto.keyring.get(root, kid) is None, "a replayed or forged answer installed a key"
+        assert node.crypto.exchange.thread.is_alive()
 
     cluster.start(prod_store)  # the genuine producer is back: the restarted consumer's open request is answered
-    reopened = again.crypto.open(root, Role.VALUE, blob, 15.0, None)
+    reopened = again.crypto.waiter.open(root, Role.VALUE, blob, wait=15.0, retrier=None)
     assert reopened.isCleartext() and reopened.getMessage() == SECRET
-    assert outsider.crypto._ring.get(root, kid) is None, "the unauthorised consumer never gets the key"
+    assert outsider.crypto.keyring.get(root, kid) is None, "the unauthorised consumer never gets the key"
 
 
 # --------------------------------------------------------------------------- bombs, unknown versions, floods
@@ -513,7 +516,8 @@ def test_msgpack_bombs_on_every_management_topic(cluster: Cluster, attacker: Att
     root = unique_root
     prod, blob, kid = serving_producer(cluster, attacker, root)
     cons = cluster.node("cons", "consumer", crypto=isolated(root))
-    assert cons.crypto.open(root, Role.VALUE, blob, 10.0, None).isCleartext()  # cons now follows R.keys
+    # cons now follows R.keys
+    assert cons.crypto.waiter.open(root, Role.VALUE, blob, wait=10.0, retrier=None).isCleartext()
     controller = Requester(cluster, usages=("controller", "consume"))
     inner, _ = Requester(cluster, usages=("subscribe",)).request(root, [kid])
     bombs, nested = _bombs(controller, inner)
@@ -530,7 +534,7 @@ def test_msgpack_bombs_on_every_management_topic(cluster: Cluster, attacker: Att
         attacker.send(root + ".keys", bomb)
     prod.crypto.ratchet()  # a new key the consumer must fetch through R.keys, after the bombs
     fresh = prod.crypto.getValueSerializer().serialize(root, None, b"after the bombs")
-    assert cons.crypto.open(root, Role.VALUE, fresh, 15.0, None).getMessage() == b"after the bombs"
+    assert cons.crypto.waiter.open(root, Role.VALUE, fresh, wait=15.0, retrier=None).getMessage() == b"after the bombs"
 
     leaver = Requester(cluster)
     throwaway = leaver.identity
@@ -540,11 +544,11 @@ def test_msgpack_bombs_on_every_management_topic(cluster: Cluster, attacker: Att
             attacker.send(topic, bomb)
     attacker.send(f"{root}-denylist", deny)
     for node in (prod, cons):
-        wait_until(lambda node=node: node.crypto._trust.is_denied(throwaway.public_key), 20,
+        wait_until(lambda node=node: node.crypto.trust.is_denied(throwaway.public_key), 20,
                    "the valid deny update behind the bombs is applied")
     time.sleep(0.5)
     for node in (prod, cons):
-        assert node.crypto._thread.is_alive()
+        assert node.crypto.exchange.thread.is_alive()
 
 
 def test_records_and_management_messages_of_unknown_versions_are_ignored(cluster: Cluster, attacker: Attacker,
@@ -552,11 +556,11 @@ def test_records_and_management_messages_of_unknown_versions_are_ignored(cluster
     """Version 2 of everything, otherwise well formed, is ignored without side effects:
 
     * a v2 record comes back at once (no 10 s wait, no key request): sealing.py ``key_id_of``'s version
-      check, which node.py ``open`` turns into a non-retryable message;
+      check, which ``KeyWaiter.open`` turns into a non-retryable message;
     * a v2 key request, carrying a valid v1 body, chain and signature, is not answered: keyexchange.py
       ``_parse``'s version check;
     * a v3 deny update, carrying a valid v2 body, signature and chain, denies nothing:
-      protocol/trust.py ``TrustUpdate.decode``'s version check.
+      protocol/trustupdate.py ``TrustUpdate.decode``'s version check.
     """
     root = unique_root
     prod, blob, kid = serving_producer(cluster, attacker, root)
@@ -564,10 +568,10 @@ def test_records_and_management_messages_of_unknown_versions_are_ignored(cluster
     future_kid = os.urandom(8)
     v2_record = bytes([0xC1, 2]) + future_kid + blob[10:]
     start = time.monotonic()
-    message = cons.crypto.open(root, Role.VALUE, v2_record, 10.0, None)
+    message = cons.crypto.waiter.open(root, Role.VALUE, v2_record, wait=10.0, retrier=None)
     assert time.monotonic() - start < 1.0, "no wait for a key of a record it cannot read anyway"
     assert not message.isCleartext() and not message.isPossiblyDecryptable()
-    assert cons.crypto.open(root, Role.VALUE, blob, 10.0, None).getMessage() == SECRET
+    assert cons.crypto.waiter.open(root, Role.VALUE, blob, wait=10.0, retrier=None).getMessage() == SECRET
 
     request, _ = Requester(cluster).request(root, [kid])
     v2_request = wire.pack([2, *wire.unpack(request.raw)[1:]])
@@ -582,9 +586,9 @@ def test_records_and_management_messages_of_unknown_versions_are_ignored(cluster
     attacker.send(f"{root}-denylist", v3_deny,
                   make_trust_update("deny", applied.identity, applied.chain, applied.identity.public_key).encode())
     for node in (prod, cons):
-        wait_until(lambda node=node: node.crypto._trust.is_denied(applied.identity.public_key), 20,
+        wait_until(lambda node=node: node.crypto.trust.is_denied(applied.identity.public_key), 20,
                    "the v2 update applied")
-        assert not node.crypto._trust.is_denied(ignored.identity.public_key), "a v3 trust update was applied"
+        assert not node.crypto.trust.is_denied(ignored.identity.public_key), "a v3 trust update was applied"
 
 
 def test_flood_of_10000_garbage_records_on_reqs(cluster: Cluster, attacker: Attacker, unique_root: str,
@@ -592,13 +596,13 @@ def test_flood_of_10000_garbage_records_on_reqs(cluster: Cluster, attacker: Atta
     """10,000 records of garbage on R.reqs: random bytes, bombs, and well-formed, signed requests for the
     producer's real key id from 400 identities under an unknown root (each one is parsed, remembered
     and refused). The producer keeps serving: a real consumer opens the record after the flood; its
-    memory stays bounded. Guards node.py ``_remember`` (``_MAX_SEEN_REQUESTS``, lowered to 1,000 here so
-    10,000 ids must be evicted) and ``_RateLimiter`` (``max_keys``, lowered to 256), which are the
+    memory stays bounded. Guards the node's ``ExchangeState.remember`` (``MAX_SEEN_REQUESTS``, lowered to 1,000 here so
+    10,000 ids must be evicted) and ``RateLimiter`` (``max_keys``, lowered to 256), which are the
     state an attacker can grow per record."""
-    monkeypatch.setattr(node_module, "_MAX_SEEN_REQUESTS", 1000)
+    monkeypatch.setattr(exchange_state, "MAX_SEEN_REQUESTS", 1000)
     root = unique_root
     prod, blob, kid = serving_producer(cluster, attacker, root)
-    prod.crypto._limiter._max = 256
+    prod.crypto.exchange.limiter._max = 256
     rng_root = SigningIdentity.generate()  # not on anyone's allowlist
     strangers = []
     for _ in range(400):
@@ -618,25 +622,25 @@ def test_flood_of_10000_garbage_records_on_reqs(cluster: Cluster, attacker: Atta
         else:
             flood.append(b"\x91" * (i % 2000) + b"\xc0")
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    thread = prod.crypto._thread
+    thread = prod.crypto.exchange.thread
     started = time.monotonic()
     attacker.send(root + ".reqs", *flood)
     # a genuine consumer node, arriving after the flood, still gets the key
     cons = cluster.node("cons", "consumer", crypto=isolated(root))
-    opened = cons.crypto.open(root, Role.VALUE, blob, 60.0, None)
+    opened = cons.crypto.waiter.open(root, Role.VALUE, blob, wait=60.0, retrier=None)
     assert opened.isCleartext() and opened.getMessage() == SECRET
     probe(attacker, root, blob, [], Requester(cluster), timeout=60)  # and every flood record was judged
     elapsed = time.monotonic() - started
-    assert prod.crypto._thread is thread and thread.is_alive()
-    assert len(prod.crypto._seen) <= 1000, "remembered request ids are bounded"
-    assert len(prod.crypto._limiter._last) <= 256, "rate-limiter keys are bounded"
-    assert len(prod.crypto._pending) == 0 and len(prod.crypto._wants) == 0
+    assert prod.crypto.exchange.thread is thread and thread.is_alive()
+    assert len(prod.crypto.exchange.state.seen) <= 1000, "remembered request ids are bounded"
+    assert len(prod.crypto.exchange.limiter._last) <= 256, "rate-limiter keys are bounded"
+    assert len(prod.crypto.exchange.state.pending) == 0 and len(prod.crypto.exchange.state.wants) == 0
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     assert grown_mb < 200, f"the process grew by {grown_mb:.0f} MB"
     print(f"\n10,000 garbage records judged and a real request served in {elapsed:.1f} s")
 
 
-# --------------------------------------------------------------------------- found here, fixed in node.py
+# --------------------------------------------------------------------------- found here, fixed in the node
 
 def _poison_the_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     """A parser bug on demand: management messages starting with POISON raise something unexpected."""
@@ -655,8 +659,8 @@ def test_an_unexpected_error_on_one_record_costs_only_that_record(cluster: Clust
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Defence in depth: no parser is known to raise anything but KafkaRatchetError (the fuzz tests
     check that), but a future bug must cost one record, not the valid ones in the same batch. The
-    poison record and the control request travel in one batch. Guards node.py ``_dispatch``: its
-    ``except Exception`` per record (before it, the error reached ``_run``'s catch-all, which dropped
+    poison record and the control request travel in one batch. Guards the node's ``ExchangeLoop.dispatch``: its
+    ``except Exception`` per record (before it, the error reached ``ExchangeLoop.run``'s catch-all, which dropped
     the rest of the poll batch: this test failed)."""
     _poison_the_parser(monkeypatch)
     root = unique_root
@@ -668,7 +672,7 @@ def test_bogus_key_ids_in_a_data_topic_do_not_starve_the_real_one(cluster: Clust
                                                                  unique_root: str) -> None:
     """Anyone who can write to a data topic can write records with key ids nobody has. 100 of them,
     all sorting below the real key id, must not keep the real one out of the consumer's requests
-    (at most 64 ids per request). Guards node.py ``_request``: the most recently wanted ids go first
+    (at most 64 ids per request). Guards the node's ``KeyRequests._request``: the most recently wanted ids go first
     (it used to send ``sorted(key_ids)[:64]``, and the real record stayed closed for the 5 minutes a
     want lives: this test failed)."""
     root = unique_root
@@ -687,12 +691,12 @@ def test_a_flood_of_self_denials_costs_at_most_a_step_per_second(cluster: Cluste
     """Any key with a valid chain may denylist itself (keys without one are refused outright:
     tests/integration/test_trust_attacks.py). 64 leaving insiders, in 8 separate writes, must not step the
     producer's ratchet 64 (or 8) times: each step is two fsync'ed writes and an archived key kept for
-    key_max_age. Guards node.py ``_apply_trust_batch``/``_bite``: denials only queue a step, queued denials
+    key_max_age. Guards the node's ``on_trust_records``/``bite``: denials only queue a step, queued denials
     cost one step, and steps are at least a second apart. (A steady trickle of insiders still costs a step
     per second: see docs/THREAT-MODEL.md.)"""
     root = unique_root
     prod, _, _ = serving_producer(cluster, attacker, root)
-    epoch = prod.crypto._ratchet.epoch
+    epoch = prod.crypto.epoch
     leavers = [Requester(cluster) for _ in range(64)]
     strangers = [r.identity for r in leavers]
     updates = [make_trust_update("deny", r.identity, r.chain, r.identity.public_key).encode() for r in leavers]
@@ -700,25 +704,25 @@ def test_a_flood_of_self_denials_costs_at_most_a_step_per_second(cluster: Cluste
     for i in range(0, len(updates), 8):
         attacker.send(f"{root}-denylist", *updates[i:i + 8])  # 8 writes over ~1.6 s: 8 separate fetches
         time.sleep(0.2)
-    wait_until(lambda: all(prod.crypto._trust.is_denied(s.public_key) for s in strangers), 30, "all applied")
+    wait_until(lambda: all(prod.crypto.trust.is_denied(s.public_key) for s in strangers), 30, "all applied")
     time.sleep(1.2)  # let the last queued step happen
-    steps = prod.crypto._ratchet.epoch - epoch
+    steps = prod.crypto.epoch - epoch
     assert 1 <= steps <= 2 + int(time.monotonic() - started) // 2, f"stepped {steps} times for 64 denials"
 
 
 def test_an_unexpected_error_in_a_handler_does_not_kill_the_management_thread(
         cluster: Cluster, attacker: Attacker, unique_root: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug that raises something other than KafkaRatchetError while handling one record must not stop
-    the node from ever handling another. Guards node.py ``_run``: ``except Exception`` around the loop
+    the node from ever handling another. Guards the node's ``ExchangeLoop.run``: ``except Exception`` around the loop
     (the thread logs, pauses 0.2 s and carries on)."""
     _poison_the_parser(monkeypatch)
     root = unique_root
     prod, blob, _ = serving_producer(cluster, attacker, root)
-    thread = prod.crypto._thread
+    thread = prod.crypto.exchange.thread
     attacker.send(root + ".reqs", b"POISON")
     time.sleep(1.0)  # handled on its own, in a batch of its own
     probe(attacker, root, blob, [], Requester(cluster), timeout=15)
-    assert prod.crypto._thread is thread and thread.is_alive()
+    assert prod.crypto.exchange.thread is thread and thread.is_alive()
 
 
 def test_an_authorised_producer_can_poison_another_producers_key_id(cluster: Cluster, attacker: Attacker,
@@ -732,12 +736,12 @@ def test_an_authorised_producer_can_poison_another_producers_key_id(cluster: Clu
     prod_store = prod.store
     prod.close()
     cons = cluster.node("cons", "consumer", crypto=isolated(root))
-    pending = cons.crypto.open(root, Role.VALUE, blob, 0.0, cons.crypto.getValueDeserializer(0, 0))
+    pending = cons.crypto.waiter.open(root, Role.VALUE, blob, wait=0.0, retrier=cons.crypto.getValueDeserializer(0, 0))
     [request, *_] = wait_until(lambda: attacker.requests_from(root, cons.crypto.public_key), 20, "its request")
     rogue = Requester(cluster, usages=("produce",))
     forged = kx.make_answer(rogue.identity, rogue.chain, request, [kx.WrappedKey(kid, os.urandom(32), 0)])
     attacker.send(root + ".keys", forged.raw)
-    wait_until(lambda: cons.crypto._ring.get(root, kid) is not None, 20, "the rogue producer's key installed")
+    wait_until(lambda: cons.crypto.keyring.get(root, kid) is not None, 20, "the rogue producer's key installed")
     cluster.start(prod_store)
     time.sleep(2)
     assert not pending.isCleartext(), "the wrong key opens nothing"

@@ -86,11 +86,11 @@ def test_network_cut_for_10_s_mid_stream(proxied_bootstrap: tuple[str, TcpProxy]
     exchange has to happen after it, on the same threads, through fresh connections.
 
     What it guards is a property of the design more than one line: sealing never touches the network
-    (node.py ``seal``/``_first_seal``: the key comes from the local ratchet, so the producer keeps sealing
-    through the cut), the consumer asks again for what it still wants (``_send_due_requests``) on the
+    (``Sealers.seal``/``_first_seal``: the key comes from the local ratchet, so the producer keeps sealing
+    through the cut), the consumer asks again for what it still wants (``KeyRequests.send_due``) on the
     read position it pinned (``_follow``), and a record whose key is late stays retryable
     (``open`` returns a message that ``isCleartext()`` retries). With kafka-python 3, connection errors
-    stay inside ``poll()``, so ``_run``'s catch-all is not what saves the thread here (mutation-checked);
+    stay inside ``poll()``, so ``ExchangeLoop.run``'s catch-all is not what saves the thread here (mutation-checked);
     test_adversarial.py::test_an_unexpected_error_in_a_handler_does_not_kill_the_management_thread
     covers that line.
     """
@@ -105,7 +105,7 @@ def test_network_cut_for_10_s_mid_stream(proxied_bootstrap: tuple[str, TcpProxy]
             store.store_value("reconnect_backoff_max_ms", 1000, "kafka")
             nodes[name] = cluster.start(store)
         prod, cons = nodes["prod"], nodes["cons"]
-        threads = {name: node.crypto._thread for name, node in nodes.items()}
+        threads = {name: node.crypto.exchange.thread for name, node in nodes.items()}
         topic = f"{unique_root}.stream"
         producer = prod.producer()
         failures: list[BaseException] = []
@@ -146,7 +146,7 @@ def test_network_cut_for_10_s_mid_stream(proxied_bootstrap: tuple[str, TcpProxy]
         for partition, seen in offsets.items():
             assert seen == list(range(seen[0], seen[0] + len(seen))), f"partition {partition}: a gap or a repeat"
         for name, node in nodes.items():
-            assert node.crypto._thread is threads[name] and node.crypto._thread.is_alive(), \
+            assert node.crypto.exchange.thread is threads[name] and node.crypto.exchange.thread.is_alive(), \
                 f"{name}'s management thread recovered without a restart"
     finally:
         cluster.close()
@@ -165,8 +165,8 @@ topic = sys.argv[2]
 crypto = KafkaCrypto(None, KafkaProducer(**store.get_kafka_config("producer", extra="crypto")),
                      KafkaConsumer(**store.get_kafka_config("consumer", extra="crypto")), config=store)
 data = RawProducer(bootstrap_servers=store.get_kafka_config("producer")["bootstrap_servers"], linger_ms=0)
-epoch = crypto._ratchet.epoch
-record = crypto.seal(topic, Role.VALUE, b"sealed first")
+epoch = crypto.epoch
+record = crypto.sealers.seal(topic, Role.VALUE, b"sealed first")
 data.send(topic, value=record)
 data.flush()  # topic metadata fetched: from here on, the loop below only seals, sends and steps
 print("sealed", epoch, record[2:10].hex(), flush=True)
@@ -174,7 +174,7 @@ print("ready", flush=True)
 n = 0
 while True:
     epoch = crypto.ratchet()   # persist the key archive, then step the seed file: both fsync'ed renames
-    record = crypto.seal(topic, Role.VALUE, b"sealed %d" % n)
+    record = crypto.sealers.seal(topic, Role.VALUE, b"sealed %d" % n)
     data.send(topic, value=record)
     print("sealed", epoch, record[2:10].hex(), flush=True)
     n += 1

@@ -81,6 +81,37 @@ def test_quickstart_from_flags_and_environment_round_trip(cluster: Cluster, uniq
     assert_decrypted(values, records)
 
 
+def test_scripted_quickstart_with_no_terminal_takes_the_defaults(cluster: Cluster, unique_root: str,
+                                                                  tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12 as a new user tried it: the console script from a script, stdin closed, no --pathlen or
+    --lifetime; the node it writes passes ``kafkaratchet keyinfo`` and decrypts on the broker."""
+    bindir = Path(sys.executable).parent
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KAFKARATCHET_")},
+           inputs.ROOT_PASSWORD_ENV: ROOT_PW, inputs.PROVISIONING_PASSWORD_ENV: PROV_PW}
+    node = tmp_path / "x"
+    script = bindir / "kafkaratchet-provision"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "provision"]
+    proc = subprocess.run([*command, "password", "--node-id", "n1", "--role", "consumer", "--topics", unique_root,
+                           "--bootstrap-servers", cluster.bootstrap, "--dir", str(node)],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                          start_new_session=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "standard input ended" not in proc.stderr
+    assert sorted(p.name for p in node.iterdir()) == ["n1.config", "n1.crypto", "n1.seed"]
+    keyinfo = bindir / "kafkaratchet"
+    command = [str(keyinfo)] if keyinfo.exists() else [sys.executable, "-m", "kafkaratchet.cli"]
+    info = subprocess.run([*command, "keyinfo", str(node / "n1.config")], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert info.returncode == 0, info.stdout + info.stderr
+    assert "chain0  valid" in info.stdout and "pathlen  0" in info.stdout
+    monkeypatch.setenv(inputs.ROOT_PASSWORD_ENV, ROOT_PW)
+    monkeypatch.setenv(inputs.PROVISIONING_PASSWORD_ENV, PROV_PW)
+    producer = quickstart(tmp_path / "p", "prod", "producer", unique_root, cluster.bootstrap)
+    values, [records] = exchange(cluster, producer, [node / "n1.config"], f"{unique_root}.scripted")
+    assert_decrypted(values, records)
+
+
 # ------------------------------------------------------------------------------- at a terminal
 
 

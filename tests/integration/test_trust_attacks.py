@@ -48,13 +48,13 @@ def _marker(cluster: Cluster, attacker: Attacker, root: str, nodes: list[Node]) 
     entry = make_trust_update("deny", admin, chain, leaver.public_key, topics=["marker-topic"])
     attacker.send(f"{root}-denylist", entry.encode())
     for node in nodes:
-        wait_until(lambda node=node: leaver.public_key in node.crypto._trust.state.scoped, 30,
+        wait_until(lambda node=node: leaver.public_key in node.crypto.trust.state.scoped, 30,
                    "the marker denial behind the attack is applied")
 
 
 def _opens(cons: Node, prod: Node, root: str, text: bytes) -> bool:
     blob = prod.crypto.getValueSerializer().serialize(root, None, text)
-    message = cons.crypto.open(root, Role.VALUE, blob, 15.0, None)
+    message = cons.crypto.waiter.open(root, Role.VALUE, blob, wait=15.0, retrier=None)
     return message.isCleartext() and message.getMessage() == text
 
 
@@ -62,14 +62,14 @@ def test_certificates_rewrapped_as_trust_updates_deny_and_admit_nobody(cluster: 
                                                                        unique_root: str) -> None:
     """Attack 1: any certificate signed by a key holding ``denylist`` (the root's, in every chain) used to
     be re-wrappable as a denial of its subject, and as an allow making its subject a root. Guards
-    protocol/trust.py: v1 entries are refused (``LegacyTrustUpdateError``) and a v2 body is its own
+    protocol/trustupdate.py: v1 entries are refused (``LegacyTrustUpdateError``) and a v2 body is its own
     structure under its own context (``TRUST_CONTEXT``)."""
     root = unique_root
     prod, _, _ = serving_producer(cluster, attacker, root)
     cons = cluster.node("cons", "consumer", crypto=isolated(root))
     assert _opens(cons, prod, root, b"before the attack")
-    epoch = prod.crypto._ratchet.epoch
-    roots = {node.crypto.node_id: dict(node.crypto._trust.roots) for node in (prod, cons)}
+    epoch = prod.crypto.epoch
+    roots = {node.crypto.node_id: dict(node.crypto.trust.roots) for node in (prod, cons)}
     root_chain = Chain.of(cluster.root_cert).encode()
     victims = [c for node in (prod, cons) for chain in node.crypto.credentials.chains for c in chain.certificates]
     forged: list[bytes] = []
@@ -81,9 +81,9 @@ def test_certificates_rewrapped_as_trust_updates_deny_and_admit_nobody(cluster: 
     attacker.send(f"{root}-allowlist", *(f.replace(b"deny", b"allow") for f in forged))
     _marker(cluster, attacker, root, [prod, cons])
     for node in (prod, cons):
-        assert not node.crypto._trust.denied, "a re-wrapped certificate denied someone"
-        assert dict(node.crypto._trust.roots) == roots[node.crypto.node_id], "a re-wrapped certificate admitted a root"
-    assert prod.crypto._ratchet.epoch == epoch
+        assert not node.crypto.trust.denied, "a re-wrapped certificate denied someone"
+        assert dict(node.crypto.trust.roots) == roots[node.crypto.node_id], "a re-wrapped certificate admitted a root"
+    assert prod.crypto.epoch == epoch
     assert _opens(cons, prod, root, b"after the attack")
 
 
@@ -124,7 +124,7 @@ def test_a_scoped_allowlister_cannot_replace_or_re_date_a_root(cluster: Cluster,
                                                               unique_root: str, tmp_path: Any) -> None:
     """Attack 3: an allowlister for one topic republished an existing root's key with new constraints
     (``not_before`` far ahead): every chain under that root died, and the change was persisted over the
-    provisioned root. Guards protocol/trust.py ``_Fold._allow`` (an existing root changes only by its
+    provisioned root. Guards protocol/trustfold.py ``Fold._allow`` (an existing root changes only by its
     own signature, only to narrow) and ``not_before <= issued_at + skew``."""
     root = unique_root
     prod, _, _ = serving_producer(cluster, attacker, root)
@@ -140,13 +140,13 @@ def test_a_scoped_allowlister_cannot_replace_or_re_date_a_root(cluster: Cluster,
                                     issued_at=now + 10 * 365 * 86_400).encode())
     _marker(cluster, attacker, root, [prod, cons])
     for node in (prod, cons):
-        held = node.crypto._trust.roots[key]
+        held = node.crypto.trust.roots[key]
         assert held.provisioned and held.certificate is not None and held.topics is None
         assert held.not_before == held.certificate.not_before
     assert _opens(cons, prod, root, b"the root still stands")
     cons.close()
     again = cluster.start(cons.store)  # a restart replays the topics and its own trust file
-    assert again.crypto._trust.roots[key].provisioned
+    assert again.crypto.trust.roots[key].provisioned
     assert _opens(again, prod, root, b"and after a restart")
 
 
@@ -154,13 +154,13 @@ def test_a_scoped_denylister_denies_only_within_its_topics(cluster: Cluster, att
                                                           unique_root: str) -> None:
     """Attack 4: ``denylist`` rights ignored the signer's topics, so a one-topic denylister could deny any
     key, the root included. Now: global denials and denials outside its topics change nothing; a denial
-    within them removes that topic only, and producers step only roots in scope. Guards protocol/trust.py
-    ``_require_within`` and the provisioned-root rule, and node.py ``_apply_trust_batch`` (scope -> roots)."""
+    within them removes that topic only, and producers step only roots in scope. Guards protocol/trustfold.py
+    ``_require_within`` and the provisioned-root rule, and ``on_trust_records`` (scope -> roots)."""
     root = unique_root
     prod, _, _ = serving_producer(cluster, attacker, root)
     cons = cluster.node("cons", "consumer", crypto=isolated(root))
     assert _opens(cons, prod, root, b"before")
-    epoch = prod.crypto._ratchet.epoch
+    epoch = prod.crypto.epoch
     admin, chain = _admin(cluster, [Usage.DENYLIST], topics=["elsewhere"])
     victim = cons.crypto.public_key
     attacker.send(f"{root}-denylist",
@@ -169,12 +169,12 @@ def test_a_scoped_denylister_denies_only_within_its_topics(cluster: Cluster, att
                   make_trust_update("deny", admin, chain, victim, topics=[root]).encode(),
                   make_trust_update("deny", admin, chain, victim, topics=["elsewhere"]).encode())
     for node in (prod, cons):
-        wait_until(lambda node=node: victim in node.crypto._trust.state.scoped, 30, "the in-scope denial")
+        wait_until(lambda node=node: victim in node.crypto.trust.state.scoped, 30, "the in-scope denial")
     _marker(cluster, attacker, root, [prod, cons])
     for node in (prod, cons):
-        assert not node.crypto._trust.denied
-        assert node.crypto._trust.state.scoped[victim] == (("elsewhere",),)
-    assert prod.crypto._ratchet.epoch == epoch, "a denial scoped to another topic stepped this root"
+        assert not node.crypto.trust.denied
+        assert node.crypto.trust.state.scoped[victim] == (("elsewhere",),)
+    assert prod.crypto.epoch == epoch, "a denial scoped to another topic stepped this root"
     assert _opens(cons, prod, root, b"still readable on its own topic")
 
 
@@ -186,7 +186,7 @@ def test_self_denials_of_keys_without_a_chain_change_nothing(cluster: Cluster, a
     root = unique_root
     prod, _, _ = serving_producer(cluster, attacker, root)
     config_mtime = os.stat(prod.store.path).st_mtime_ns
-    epoch = prod.crypto._ratchet.epoch
+    epoch = prod.crypto.epoch
     floods = []
     for _ in range(300):
         key = SigningIdentity.generate()
@@ -195,9 +195,9 @@ def test_self_denials_of_keys_without_a_chain_change_nothing(cluster: Cluster, a
         floods.append(make_trust_update("deny", key, made_up, key.public_key).encode())
     attacker.send(f"{root}-denylist", *floods)
     _marker(cluster, attacker, root, [prod])
-    trust = prod.crypto._trust
+    trust = prod.crypto.trust
     assert not trust.denied and trust.entry_count == 1, "only the marker was kept"
-    assert prod.crypto._ratchet.epoch == epoch
+    assert prod.crypto.epoch == epoch
     assert os.stat(prod.store.path).st_mtime_ns == config_mtime, "the .config was rewritten"
 
 
@@ -211,10 +211,10 @@ def test_a_node_never_forgets_a_denial_it_has_persisted(cluster: Cluster, attack
     cons = cluster.node("cons", "consumer", crypto=isolated(root))
     admin, chain = _admin(cluster, [Usage.DENYLIST])
     attacker.send(f"{root}-denylist", make_trust_update("deny", admin, chain, cons.crypto.public_key).encode())
-    wait_until(lambda: prod.crypto._trust.is_denied(cons.crypto.public_key), 30, "the denial applied")
+    wait_until(lambda: prod.crypto.trust.is_denied(cons.crypto.public_key), 30, "the denial applied")
     prod.close()
     prod.store.store_value("denylist_topic", f"{root}-empty-denylist", "crypto")  # the old topic is gone
     again = cluster.start(prod.store)
-    assert again.crypto._trust.is_denied(cons.crypto.public_key)
+    assert again.crypto.trust.is_denied(cons.crypto.public_key)
     blob = again.crypto.getValueSerializer().serialize(root, None, SECRET)
-    assert not cons.crypto.open(root, Role.VALUE, blob, 3.0, None).isCleartext()
+    assert not cons.crypto.waiter.open(root, Role.VALUE, blob, wait=3.0, retrier=None).isCleartext()

@@ -70,7 +70,7 @@ def test_a_scoped_admin_denies_within_its_topics_by_default(cluster: Cluster, un
     code, out, err = _run("denylist", "--config", str(narrow.path), str(cons.store.path))
     assert (code, err) == (0, "") and f"for {other} " in out
     assert prod.crypto.credentials.wait_until(lambda c: cons.crypto.public_key in c.trust.state.scoped, 30)
-    assert not prod.crypto._trust.is_denied(cons.crypto.public_key)
+    assert not prod.crypto.trust.is_denied(cons.crypto.public_key)
     producer = prod.producer()
     producer.send(unique_root, value=b"still readable on its own topic")
     producer.flush()

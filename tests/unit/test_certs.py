@@ -31,7 +31,6 @@ from kafkaratchet.certs import (
     Certificate,
     Chain,
     Usage,
-    ValidatedChain,
     issue_certificate,
     self_signed_root,
 )
@@ -44,6 +43,7 @@ from kafkaratchet.errors import (
 )
 from kafkaratchet.identity import SigningIdentity
 from kafkaratchet.protocol.trust import TrustStore, TrustUpdate
+from kafkaratchet.validation import ValidatedChain
 
 NOW = 1_700_000_000
 NB = NOW - 3600

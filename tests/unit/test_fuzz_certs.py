@@ -13,9 +13,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kafkaratchet.certs import Certificate, Chain, ValidatedChain, issue_certificate
+from kafkaratchet.certs import Certificate, Chain, issue_certificate
 from kafkaratchet.errors import ChainError, FormatError, KafkaRatchetError, SignatureError
 from kafkaratchet.protocol.trust import TrustStore
+from kafkaratchet.validation import ValidatedChain
 
 from .test_fuzz_support import NOW, budget, hostile, ident, make_world, outcome, seeds
 

@@ -14,10 +14,10 @@ from hypothesis import given
 
 from kafkaratchet import keyexchange as kx
 from kafkaratchet import wire
-from kafkaratchet.certs import ValidatedChain
 from kafkaratchet.errors import DecryptionError, FormatError, KafkaRatchetError, UnsupportedVersionError
 from kafkaratchet.kem import KemPrivateKey, KemType
 from kafkaratchet.protocol.trust import TrustStore
+from kafkaratchet.validation import ValidatedChain
 
 from .test_fuzz_support import NOW, budget, hostile, make_world, outcome
 

@@ -104,6 +104,7 @@ def test_unpack_wide_flat_structure_is_bounded() -> None:
 
 # --------------------------------------------------------------------------- sealed records
 
+@pytest.mark.usefixtures("aead_engine")  # once per AEAD engine
 @budget(3000)
 @given(st.sampled_from(sorted(_SEALED)), seeds, topics, roles)
 def test_fuzz_open_sealed_only_opens_what_was_sealed(origin: tuple[str, Role], seed: int, topic: str,
@@ -122,6 +123,7 @@ def test_fuzz_open_sealed_only_opens_what_was_sealed(origin: tuple[str, Role], s
         assert isinstance(result, (DecryptionError, FormatError))
 
 
+@pytest.mark.usefixtures("aead_engine")
 @budget(1000)
 @given(st.one_of(st.binary(max_size=120), mutated(*_SEALED.values())), topics, roles)
 def test_fuzz_open_sealed_random_bytes(data: bytes, topic: str, role: Role) -> None:
@@ -133,8 +135,9 @@ def test_fuzz_open_sealed_random_bytes(data: bytes, topic: str, role: Role) -> N
 # --------------------------------------------------------------------------- the node's deserializer
 
 @pytest.fixture(scope="module")
-def node(scratch: Path) -> Any:
-    return start_stub_node(scratch / "records", make_world())
+def node(scratch: Path, aead_engine: str) -> Any:
+    """A node per AEAD engine, so its sealers are built with that engine."""
+    return start_stub_node(scratch / f"records-{aead_engine}", make_world())
 
 
 @budget(2500)

@@ -15,6 +15,7 @@ from typing import Any
 import nacl.bindings as sodium
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from kafkaratchet import wire
 from kafkaratchet.certs import Certificate, Chain
@@ -24,7 +25,7 @@ from kafkaratchet.keyring import KeyRing
 from kafkaratchet.node import KafkaCrypto
 from kafkaratchet.provisioning import write_node
 from kafkaratchet.ratchet import Ratchet, decode_seed, encode_seed
-from kafkaratchet.settings import NodeSettings
+from kafkaratchet.settings import CRYPTO_SCHEMA, NodeSettings
 from kafkaratchet.store import KafkaCryptoStore
 
 from .test_fuzz_support import (
@@ -50,7 +51,9 @@ _VALUES = ["inf", "-inf", "nan", "1e400", "-5", "0", "-0.5", "1_000", "9" * 5000
 _OPTIONS = ["node_id", "bootstrap_servers", "clock_skew", "request_max_age", "key_wait_interval",
             "max_key_wait_intervals", "ratchet_interval", "key_max_age", "kems", "allow_plaintext", "cryptokey",
             "ratchet", "keyarchive", "topic_separator", "reqs_suffix", "chains_topic", "log_interval",
-            "request_retry", "chain0", WORLD.root.public_key.hex(), "group_id", "enable_auto_commit"]
+            "request_retry", "chain0", WORLD.root.public_key.hex(), "group_id", "enable_auto_commit",
+            "linger_ms", "acks", "api_version", "sasl_plain_password", "chain_lifetime", "chain_refresh_fraction",
+            "chain_refresh_window", "trustentries", "role", "ratchet_intreval"]
 _SECTIONS = ["DEFAULT", "kafka", "kafka-crypto", "kafka-producer", "kafka-consumer", "crypto", "chains",
              "allowlist", "denylist", "kafka-crypto-consumer"]
 
@@ -91,7 +94,10 @@ def _load_everything(store: KafkaCryptoStore) -> None:
     settings = NodeSettings.from_section(store.load_section("crypto"))
     settings.kem_types()
     settings.root("fz.a")
-    for option, suffix in (("cryptokey", ".crypto"), ("ratchet", ".seed"), ("keyarchive", ".keys")):
+    for part in CRYPTO_SCHEMA:
+        part.from_store(store)
+    for option, suffix in (("cryptokey", ".crypto"), ("ratchet", ".seed"), ("keyarchive", ".keys"),
+                           ("trustentries", ".trust")):
         store.secret_path(option, suffix)
     for section in ("chains", "allowlist", "denylist"):
         for name in store.load_section(section):
@@ -257,3 +263,18 @@ def test_an_unusable_secret_path_is_a_config_error(node_dir: Path, base_config: 
     path. Guards store.py ``KafkaCryptoStore.secret_path`` (usable file names only)."""
     result = _node_with(node_dir, base_config, "paths.config", "crypto", option, value)
     assert isinstance(result, ConfigError), result
+
+
+_UNTYPED_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=40)
+
+
+@budget(300)
+@given(st.sampled_from(["sasl_plain_password", "client_id", "bootstrap_servers", "ssl_password", "group_id"]),
+       _UNTYPED_TEXT)
+def test_fuzz_untyped_kafka_options_reach_the_client_as_written(scratch: Path, option: str, text: str) -> None:
+    """Issue 12: a Kafka option outside KAFKA_OPTION_TYPES is never type-guessed (``000123`` stayed the int 123).
+    Guards store.py ``KafkaCryptoStore.get_kafka_config`` (coerce_kafka, not parse_value)."""
+    path = scratch / "untyped.config"
+    path.write_text(f"[DEFAULT]\nnode_id = fz\n\n[kafka-crypto-producer]\n{option} = {text}\n", encoding="utf-8")
+    value = KafkaCryptoStore(path).get_kafka_config("producer", extra="crypto")[option]
+    assert value == text and type(value) is str

@@ -297,10 +297,10 @@ class StubConsumer:
 
 
 def start_stub_node(directory: Path, world: World, **crypto: Any) -> Any:
-    """A real KafkaCrypto on stub clients, its management thread already stopped.
+    """A real KafkaCrypto on stub clients whose exchange loop never runs (and is already stopped).
 
-    Tests call the thread's handlers (``_dispatch``) directly, from one thread, so every input is
-    judged by exactly the code the thread runs.
+    Tests call the loop's handlers (``crypto.exchange.dispatch`` ...) directly, from one thread, so every
+    input is judged by exactly the code the thread runs.
     """
     from kafkaratchet.node import KafkaCrypto
     from kafkaratchet.provisioning import write_node
@@ -308,7 +308,7 @@ def start_stub_node(directory: Path, world: World, **crypto: Any) -> Any:
     directory.mkdir(parents=True, exist_ok=False)
     write_node(directory, "fz", world.node, chains=[world.node_chain], roots=[world.root_cert],
                crypto=crypto or None)
-    node = KafkaCrypto(None, StubProducer(), StubConsumer(), config=str(directory / "fz.config"))
+    node = KafkaCrypto.unstarted(None, StubProducer(), StubConsumer(), config=str(directory / "fz.config"))
     node.close()
     return node
 

@@ -2,7 +2,7 @@
 
 The last test feeds hostile variants of every management message (requests, forwarded requests,
 answers, trust updates, chains) to the exact handler the management thread runs,
-``KafkaCrypto._dispatch``, which must never raise, and must only act (answer, install a key, change
+``ExchangeLoop.dispatch``, which must never raise, and must only act (answer, install a key, change
 its trust store) on authentic input.
 """
 
@@ -22,7 +22,7 @@ from kafkaratchet.certs import Chain, issue_certificate
 from kafkaratchet.credentials import Credentials
 from kafkaratchet.errors import FormatError, KafkaRatchetError, SignatureError
 from kafkaratchet.kem import KemPrivateKey, KemType
-from kafkaratchet.node import _Pending
+from kafkaratchet.node.state import Pending
 from kafkaratchet.protocol.trust import TrustStore, TrustUpdate, make_trust_update
 from kafkaratchet.sealing import Role
 
@@ -86,8 +86,8 @@ def test_valid_updates_apply_and_the_wide_and_chainless_ones_are_refused() -> No
 @pytest.fixture(scope="module")
 def node(scratch: Path) -> Any:
     crypto = start_stub_node(scratch / "trust", WORLD)
-    crypto.seal("fz", Role.VALUE, b"first record")  # now it holds a key for root fz ...
-    crypto._produce_roots.add("fz")  # ... and answers for it (what the thread's "produce" command does)
+    crypto.sealers.seal("fz", Role.VALUE, b"first record")  # now it holds a key for root fz ...
+    crypto.exchange.state.produce_roots.add("fz")  # ... and answers for it (what the loop's "produce" command does)
     return crypto
 
 
@@ -96,7 +96,7 @@ class _Messages:
 
     def __init__(self, node: Any) -> None:
         now = time.time()
-        own = [k.key_id for k in node._ring.own_keys()]
+        own = [k.key_id for k in node.keyring.own_keys()]
         self.request = kx.make_request(WORLD.consumer, WORLD.consumer_chain, "fz", own,
                                        [KemPrivateKey(KemType.X25519)], now=now)
         sub = kx.make_request(WORLD.subscriber, WORLD.subscriber_chain, "fz", own, [KemPrivateKey(KemType.X25519)],
@@ -132,45 +132,45 @@ def test_fuzz_management_thread_handler(node: Any, messages: _Messages, topic: s
     valid = messages.by_topic.get(topic) or [v for vs in messages.by_topic.values() for v in vs]
     value = hostile_bytes(rng.choice(valid), rng) if rng.random() < 0.97 else None
     # every example starts from the same state: request ids unseen, our own request open, key not installed
-    node._seen.clear()
-    node._pending[messages.own_request.request_id] = _Pending(
+    node.exchange.state.seen.clear()
+    node.exchange.state.pending[messages.own_request.request_id] = Pending(
         "fz", frozenset([messages.wanted]), {k.kem: k for k in messages.kems}, time.monotonic())
-    node._ring._received.pop(("fz", messages.wanted), None)
-    sent_before = len(node._kp.sent)
-    trust_before = node._trust.state
+    node.keyring._received.pop(("fz", messages.wanted), None)
+    sent_before = len(node.exchange.kp.sent)
+    trust_before = node.trust.state
     start = time.perf_counter()
-    node._dispatch(topic, value)  # must not raise: not even a KafkaRatchetError gets out of it
-    node._apply_trust_batch()
+    node.exchange.dispatch(topic, value)  # must not raise: not even a KafkaRatchetError gets out of it
+    node.exchange.on_trust_records()
     assert time.perf_counter() - start < 2.0
-    answered = node._kp.sent[sent_before:]
+    answered = node.exchange.kp.sent[sent_before:]
     if answered:
         parsed = kx.parse(value)  # type: ignore[arg-type]
         assert topic == "fz.reqs" and parsed.body in messages.authentic_requests, "answered a forged request"
-    installed = node._ring.get("fz", messages.wanted)
+    installed = node.keyring.get("fz", messages.wanted)
     if installed is not None:
         assert topic == "fz.keys" and kx.parse(value).body == messages.answer.body  # type: ignore[arg-type]
         assert installed == b"\x55" * 32
-    if node._trust.state != trust_before:
+    if node.trust.state != trust_before:
         assert TrustUpdate.decode(value).body in AUTHENTIC_BODIES  # type: ignore[arg-type]
 
 
 def test_handler_acts_on_the_valid_messages(node: Any, messages: _Messages) -> None:
     """The fuzz test above is only meaningful if the unmodified messages do get through."""
-    node._seen.clear()
-    before = len(node._kp.sent)
-    node._dispatch("fz.reqs", messages.request.raw)
-    node._dispatch("fz.reqs", messages.forward.raw)
-    assert len(node._kp.sent) == before + 2
-    node._dispatch("fz.reqs", messages.request.raw)  # a replay gets nothing
-    assert len(node._kp.sent) == before + 2
-    node._pending[messages.own_request.request_id] = _Pending(
+    node.exchange.state.seen.clear()
+    before = len(node.exchange.kp.sent)
+    node.exchange.dispatch("fz.reqs", messages.request.raw)
+    node.exchange.dispatch("fz.reqs", messages.forward.raw)
+    assert len(node.exchange.kp.sent) == before + 2
+    node.exchange.dispatch("fz.reqs", messages.request.raw)  # a replay gets nothing
+    assert len(node.exchange.kp.sent) == before + 2
+    node.exchange.state.pending[messages.own_request.request_id] = Pending(
         "fz", frozenset([messages.wanted]), {k.kem: k for k in messages.kems}, time.monotonic())
-    node._ring._received.pop(("fz", messages.wanted), None)
-    node._dispatch("fz.keys", messages.answer.raw)
-    assert node._ring.get("fz", messages.wanted) == b"\x55" * 32
-    node._dispatch("denylist", DENY.encode())
-    node._apply_trust_batch()
-    assert node._trust.is_denied(ident(51).public_key)
+    node.keyring._received.pop(("fz", messages.wanted), None)
+    node.exchange.dispatch("fz.keys", messages.answer.raw)
+    assert node.keyring.get("fz", messages.wanted) == b"\x55" * 32
+    node.exchange.dispatch("denylist", DENY.encode())
+    node.exchange.on_trust_records()
+    assert node.trust.is_denied(ident(51).public_key)
 
 
 @budget(1500)
@@ -178,8 +178,8 @@ def test_handler_acts_on_the_valid_messages(node: Any, messages: _Messages) -> N
 def test_fuzz_trust_topics_keep_the_store_consistent(node: Any, data: bytes, seed: int) -> None:
     """Whatever arrives on allowlist/denylist, what the node persisted matches what it trusts."""
     topic = random.Random(seed).choice(["allowlist", "denylist"])
-    node._dispatch(topic, data)
-    node._apply_trust_batch()
+    node.exchange.dispatch(topic, data)
+    node.exchange.on_trust_records()
     node.credentials.persist_trust(force=True)
     restarted = Credentials(node.store, clock_skew=node.settings.clock_skew)
-    assert restarted.trust.state == node._trust.state, "a restart trusts exactly what the live node trusts"
+    assert restarted.trust.state == node.trust.state, "a restart trusts exactly what the live node trusts"

@@ -20,7 +20,7 @@ import pytest
 from kafkaratchet import wire
 from kafkaratchet.certs import Chain, Usage, issue_certificate
 from kafkaratchet.errors import FormatError, KafkaRatchetError, ProvisioningError
-from kafkaratchet.identity import SigningIdentity, decode_identity_file
+from kafkaratchet.identity import SigningIdentity, decode_identity_file, fingerprint
 from kafkaratchet.protocol.trust import TrustStore
 from kafkaratchet.ratchet import decode_seed
 from kafkaratchet.store import KafkaCryptoStore
@@ -234,6 +234,21 @@ def test_prompter_from_a_script_fails_at_the_first_bad_answer() -> None:
     assert prompter.ask("Lifetime", "--lifetime", inputs.parse_lifetime, default="60") == 60
 
 
+def test_prompter_from_a_script_takes_the_documented_default_when_input_ends() -> None:
+    """No terminal and no more input: a question with a default takes it; one without names its flag."""
+    err = io.StringIO()
+    prompter = inputs.Prompter(stdin=io.StringIO(""), stderr=err, env={})
+    assert prompter.ask("Lifetime", "--lifetime", inputs.parse_lifetime, default="60") == 60
+    assert err.getvalue() == "Lifetime [60]: 60 (default: standard input is not a terminal)\n"
+    assert prompter.confirm("Allow every topic?", "--all-topics") is False  # the default is no
+    with pytest.raises(ProvisioningError, match="standard input ended while asking for role; pass --role"):
+        prompter.ask("Role", "--role", inputs.parse_role)
+    # at a terminal the end of input (Ctrl-D) still ends the run: someone is there to type the answer
+    with pytest.raises(ProvisioningError, match="pass --lifetime"):
+        inputs.Prompter(stdin=_Keyboard(""), stderr=io.StringIO(), env={}).ask(
+            "Lifetime", "--lifetime", inputs.parse_lifetime, default="60")
+
+
 class _Keyboard(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -365,6 +380,29 @@ def test_quickstart_script_without_topics_must_say_all(tmp_path: Path, monkeypat
     assert code == 0, err
     chain = Chain.decode(KafkaCryptoStore(tmp_path / "n" / "n1.config").load_bytes("chain0", "chains") or b"")
     assert chain.leaf.topics is None
+
+
+def test_scripted_quickstart_without_pathlen_or_lifetime_takes_the_defaults(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 12: every required flag, passwords from the environment, no terminal, no --pathlen/--lifetime."""
+    from kafkaratchet import cli as kr_cli
+
+    monkeypatch.setenv(inputs.ROOT_PASSWORD_ENV, ROOT_PW)
+    monkeypatch.setenv(inputs.PROVISIONING_PASSWORD_ENV, PROV_PW)
+    node = tmp_path / "x"
+    code, out, err = run(["password", "--node-id", "n1", "--role", "consumer", "--topics", "orders",
+                          "--bootstrap-servers", "127.0.0.1:9092", "--dir", str(node)], stdin="")
+    assert code == 0, err
+    assert "provisioned node n1" in out and "pass --pathlen" not in err
+    assert sorted(p.name for p in node.iterdir()) == ["n1.config", "n1.crypto", "n1.seed"]
+    leaf = Chain.decode(KafkaCryptoStore(node / "n1.config").load_bytes("chain0", "chains") or b"").leaf
+    assert leaf.pathlen == 0 and leaf.expiry - leaf.not_before == pytest.approx(inputs.DEFAULT_LIFETIME, abs=120)
+    capsys.readouterr()
+    assert kr_cli.main(["keyinfo", str(node / "n1.config")]) == 0, capsys.readouterr().err
+    # a question without a default still fails from a script, naming the flag
+    code, out, err = run(["password", "--node-id", "n2", "--topics", "orders", "--dir", str(node)], stdin="")
+    assert code == 2 and out == "" and [line for line in err.splitlines() if ": error: " in line] == [
+        "kafkaratchet-provision: error: standard input ended while asking for role; pass --role"], err
 
 
 def test_console_script_exit_status_and_no_echoing_fallback(tmp_path: Path) -> None:
@@ -506,6 +544,33 @@ def test_sign_narrows_and_install_refusals(pki: dict[str, Path], monkeypatch: py
     code, _, err = run([*install, "--chain", str(narrowed)])
     assert code == 0, err
     assert list(KafkaCryptoStore(pki["b"] / "n1.config").load_section("chains")) == ["chain0"]
+
+
+def test_install_drops_unparsable_chains_and_refuses_a_broken_allowlist(
+        pki: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    node = tmp_path / "a"
+    shutil.copytree(pki["a"], node)
+    root_fp = fingerprint(formats.ChainFile.decode(pki["chain"].read_bytes()).root.subject)
+    install = ["install", "--dir", str(node), "--chain", str(pki["chain"]), "--root-fingerprint", root_fp]
+    KafkaCryptoStore(node / "n1.config").store_value("chain5", b"not a chain", "chains")
+    code, _, err = run(install)
+    assert code == 0, err
+    assert list(KafkaCryptoStore(node / "n1.config").load_section("chains")) == ["chain0"]
+    KafkaCryptoStore(node / "n1.config").store_value("bad", b"not a certificate", "allowlist")
+    before = snapshot(node)
+    assert_refused(run(install), "[allowlist] bad is not a certificate")
+    assert snapshot(node) == before
+
+
+def test_default_pathlen_is_the_role_table() -> None:
+    from kafkaratchet.provisioning import ROLE_PATHLEN, ROLE_USAGES
+    from provision.spec import default_pathlen
+
+    assert {role: default_pathlen(role) for role in ROLE_USAGES} == {role: ROLE_PATHLEN.get(role, 0)
+                                                                     for role in ROLE_USAGES}
+    assert default_pathlen("chainserver") == 1 and default_pathlen("producer") == 0
 
 
 def test_request_refusals_write_nothing(pki: dict[str, Path], tmp_path: Path) -> None:

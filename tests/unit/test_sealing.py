@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
+import warnings
 
 import nacl.bindings as sodium
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kafkaratchet import _aead
 from kafkaratchet.errors import (
     CryptoError,
     DecryptionError,
@@ -26,8 +30,12 @@ from kafkaratchet.sealing import (
     is_sealed,
     key_id_of,
     open_sealed,
+    reference_open,
+    reference_seal,
     seal,
 )
+
+pytestmark = pytest.mark.usefixtures("aead_engine")  # every test here runs once per AEAD engine
 
 KEY = os.urandom(32)
 KID = os.urandom(8)
@@ -101,7 +109,9 @@ def test_every_path_gives_exactly_pynacl_s_aead(size: int) -> None:
     record = seal(KID, KEY, "edge.topic", Role.KEY, plaintext)
     aad = record[:10] + Role.KEY + b"edge.topic"
     assert record[26:] == sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, record[2:26], KEY)
+    assert record == reference_seal(KID, KEY, "edge.topic", Role.KEY, plaintext, record[10:26])
     assert open_sealed(KEY, "edge.topic", Role.KEY, record) == plaintext
+    assert reference_open(KEY, "edge.topic", Role.KEY, record) == plaintext
     with pytest.raises(DecryptionError):
         open_sealed(KEY, "edge.topic", Role.VALUE, record)
 
@@ -139,3 +149,92 @@ def test_a_sealer_checks_its_key_once_and_never_shows_it() -> None:
     sealer = Sealer(KID, KEY, "t", Role.VALUE)
     assert KEY.hex() not in repr(sealer) and repr(KEY) not in repr(sealer)
     assert open_sealed(KEY, "t", Role.VALUE, sealer.seal(bytearray(b"not bytes"))) == b"not bytes"
+
+
+# ------------------------------------------------------------------ the engine and the nonce source
+def test_the_parametrised_engine_is_the_one_that_runs(aead_engine: str) -> None:
+    calls: list[str] = []
+    engine = _aead.selected
+    assert engine.name == aead_engine
+
+    class Spy:
+        name = engine.name
+
+        def encrypt(self, *args: bytes) -> bytes:
+            calls.append("encrypt")
+            return engine.encrypt(*args)  # type: ignore[arg-type]
+
+        def decrypt(self, *args: bytes) -> bytes | None:
+            calls.append("decrypt")
+            return engine.decrypt(*args)  # type: ignore[arg-type]
+
+    sealer = Sealer(KID, KEY, "t", Role.VALUE)
+    assert sealer.engine is engine
+    spied = Spy()
+    original, _aead.selected = _aead.selected, spied
+    try:
+        spy_sealer = Sealer(KID, KEY, "t", Role.VALUE)
+        assert open_sealed(KEY, "t", Role.VALUE, spy_sealer.seal(b"x")) == b"x"
+    finally:
+        _aead.selected = original
+    assert calls == ["encrypt", "decrypt"]
+
+
+def test_a_forked_child_never_reuses_the_parent_s_nonce_randomness() -> None:
+    while len(_aead.NONCES) == 0:  # the pool must hold pieces for the child to inherit
+        seal(KID, KEY, "t", Role.VALUE, b"fill the pool")
+    reader, writer = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with other threads alive, in a full run
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(writer, b"".join(seal(KID, KEY, "t", Role.VALUE, b"c")[10:26] for _ in range(4)))
+        finally:
+            os._exit(0)
+    os.close(writer)
+    parent = {seal(KID, KEY, "t", Role.VALUE, b"p")[10:26] for _ in range(4)}
+    child_bytes = b""
+    while chunk := os.read(reader, 1024):
+        child_bytes += chunk
+    os.close(reader)
+    os.waitpid(pid, 0)
+    child = {child_bytes[i:i + 16] for i in range(0, len(child_bytes), 16)}
+    assert len(child) == 4 and not parent & child
+
+
+def _python(code: str, engine: str | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != _aead.ENV_VAR}
+    if engine is not None:
+        environ[_aead.ENV_VAR] = engine
+    return subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True,
+                          timeout=60)
+
+
+def test_importing_the_format_loads_no_engine_and_seals_nothing() -> None:
+    out = _python("import sys, kafkaratchet.sealing as s, kafkaratchet._aead as a, kafkaratchet.node\n"
+                  "print('ctypes' in sys.modules, sorted(a._built), a.selected.name, len(a.NONCES))").stdout
+    assert out.split() == ["False", "[]", "unselected", "0"]
+
+
+@pytest.mark.parametrize(("setting", "chosen"), [(None, "fast"), ("plain", "plain"), ("fast", "fast"),
+                                                 ("turbo", "fast")])
+def test_the_environment_variable_selects_the_engine(setting: str | None, chosen: str) -> None:
+    result = _python("import logging, os; logging.basicConfig(level=logging.WARNING, format='%(message)s')\n"
+                     "from kafkaratchet import sealing, _aead\n"
+                     "sealing.seal(os.urandom(8), os.urandom(32), 't', sealing.Role.VALUE, b'x')\n"
+                     "print(_aead.selected.name)", setting)
+    assert result.stdout.split() == [chosen]
+    assert ("turbo" in result.stderr) is (setting == "turbo")
+
+
+def test_a_failing_self_test_means_the_plain_engine_and_one_warning(monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(_aead, "_built", {"plain": _aead.engine("plain")})
+    monkeypatch.setattr(_aead, "self_test", lambda engine: False)
+    monkeypatch.setattr(_aead, "selected", _aead._Unselected())
+    with caplog.at_level("WARNING", logger="kafkaratchet._aead"):
+        assert Sealer(KID, KEY, "t", Role.VALUE).engine.name == "plain"
+    assert len(caplog.records) == 1 and "self-test" in caplog.records[0].getMessage()
+    with pytest.raises(CryptoError):
+        _aead.engine("fast")

@@ -77,6 +77,48 @@ def test_node_id_mismatch_is_refused(tmp_path: Path) -> None:
         KafkaCryptoStore(tmp_path / "n1.config", "someone-else")
 
 
+_GOOD_IDS = ["n1", "a", "Node-1.eu_west", "x" * 128, "1node"]
+_BAD_IDS = ["", "my node", "../etc", ".hidden", "-x", "a/b", "a\\b", "a\0b", "x" * 129, "n.", "n.config",
+            "n.crypto", "n.seed", "é"]
+
+
+def test_one_node_id_rule_for_the_store_write_node_and_the_tool(tmp_path: Path) -> None:
+    from kafkaratchet.errors import ProvisioningError
+    from kafkaratchet.identity import SigningIdentity
+    from kafkaratchet.provisioning import write_node
+    from kafkaratchet.store import check_node_id
+    from provision.inputs import parse_node_id
+
+    for good in _GOOD_IDS:
+        assert check_node_id(good) == good and parse_node_id(f" {good} ") == good
+        assert KafkaCryptoStore.create(tmp_path / f"{good}.config", good).node_id == good
+    for bad in _BAD_IDS:
+        with pytest.raises(ConfigError, match="invalid node id"):
+            check_node_id(bad)
+        with pytest.raises(ProvisioningError, match="invalid node id"):
+            parse_node_id(bad)
+        if bad and "\0" not in bad and "/" not in bad:
+            with pytest.raises(ConfigError, match="invalid node id"):
+                KafkaCryptoStore.create(tmp_path / "bad.config", bad)
+            (tmp_path / "bad.config").unlink()
+    identity = SigningIdentity.generate()
+    for bad in _BAD_IDS:
+        directory = tmp_path / "nodes"
+        with pytest.raises(ProvisioningError, match="invalid node id"):
+            write_node(directory, bad, identity)
+        assert not directory.exists()  # refused before anything is written
+
+
+def test_write_node_with_a_bad_id_leaves_no_file(tmp_path: Path) -> None:
+    from kafkaratchet.errors import ProvisioningError
+    from kafkaratchet.identity import SigningIdentity
+    from kafkaratchet.provisioning import write_node
+
+    with pytest.raises(ProvisioningError, match="invalid node id 'my node'"):
+        write_node(tmp_path, "my node", SigningIdentity.generate())
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_settings_parse_and_reject() -> None:
     settings = NodeSettings.from_section({"key_wait_interval": 0.25, "allow_plaintext": True, "kems": "x25519"})
     assert settings.key_wait_interval == 0.25 and settings.allow_plaintext and len(settings.kem_types()) == 1

@@ -2,7 +2,7 @@
 tests/integration/test_trust_attacks.py).
 
 Each test names the rule of docs/PROTOCOL.md section 5 it pins; the ones marked "guard" were checked
-by removing the named line of kafkaratchet/protocol/trust.py and seeing the test fail.
+by removing the named line of kafkaratchet/protocol/ (trust, trustfold, trustupdate) and seeing the test fail.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def test_an_allow_cannot_replace_widen_or_re_date_an_existing_root() -> None:
     for update in (allow(NARROW, NARROW_CHAIN, ROOT, topics=["orders"], usages=[Usage.CONSUME],
                          not_before=T),  # would re-date the root to start later
                    allow(ADMIN, ADMIN_CHAIN, ROOT, usages=ALL_ADMIN)):
-        assert reason(ts, update) == REASON_ROOT_EXISTS  # guard: _Fold._allow "only a root itself may change"
+        assert reason(ts, update) == REASON_ROOT_EXISTS  # guard: Fold._allow "only a root itself may change"
     assert ts.roots[ROOT.public_key].not_before == NB
     added = allow(ADMIN, ADMIN_CHAIN, NEWROOT, topics=["orders"], usages=[Usage.CONSUME])
     assert ts.apply(added, now=NOW)

@@ -36,6 +36,7 @@ def test_ratchet_vector(case: dict[str, Any]) -> None:
         assert decode_seed(bytes.fromhex(case["file"])) == (case["epoch"], bytes.fromhex(case["secret"]))
 
 
+@pytest.mark.usefixtures("aead_engine")  # once per AEAD engine
 @pytest.mark.parametrize("case", _cases("records.json"), ids=lambda c: c["name"])
 def test_record_vector(case: dict[str, Any]) -> None:
     record = bytes.fromhex(case["record"])

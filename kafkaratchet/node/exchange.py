@@ -1,0 +1,254 @@
+"""The exchange loop: the node's one background thread, and the only holder of its :class:`ExchangeState`.
+
+It owns the key-exchange consumer outright (kafka-python's consumer is not
+thread-safe) and survives any input. Other threads reach it only through
+:class:`Commands` (a queue): the sealers say "I seal for this root now", the key
+waiter says "this key is missing". Every record read is handed to a handler
+(:meth:`ExchangeLoop.dispatch`), each of which a test can call directly, on a loop
+that was never started, with no broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from ..certs import Usage
+from ..credentials import Credentials
+from ..errors import KafkaRatchetError
+from ..identity import SigningIdentity
+from ..keyring import KeyRing
+from ..protocol.trust import TrustStore, scope_matches
+from ..settings import NodeSettings
+from ..store import KafkaCryptoStore
+from .keytrade import KeyAnswers, KeyRequests
+from .limits import RateLimiter
+from .sealers import Sealers
+from .state import WANT_TTL, ExchangeState
+from .subscriptions import Subscriptions
+from .waiter import KeyWaiter
+
+__all__ = ["Commands", "ExchangeLoop"]
+
+log = logging.getLogger(__name__)
+
+_POLL_MS = 50
+
+
+class Commands:
+    """What other threads ask of the exchange loop; safe from any thread, never blocks."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self.get = self._queue.get
+        self.get_nowait = self._queue.get_nowait
+        self.empty = self._queue.empty
+
+    def produce(self, root: str) -> None:
+        """This node seals for ``root`` now: answer requests for its keys."""
+        self._queue.put(("produce", root))
+
+    def want(self, root: str, key_id: bytes) -> None:
+        """A deserializer is missing this key: ask other nodes for it."""
+        self._queue.put(("want", (root, key_id)))
+
+
+class ExchangeLoop:
+    """Follows the management topics, asks for and hands out keys, applies trust updates, steps the ratchet.
+
+    Only this object holds :attr:`state`; only its thread (or a test calling a handler in its place)
+    runs a method below other than :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(self, node_id: str, store: KafkaCryptoStore, settings: NodeSettings, identity: SigningIdentity,
+                 credentials: Credentials, trust: TrustStore, ring: KeyRing, sealers: Sealers, waiter: KeyWaiter,
+                 kp: Any, kc: Any, commands: Commands, limiter: RateLimiter, stop: threading.Event) -> None:
+        self.node_id = node_id
+        self._store = store
+        self._settings = settings
+        self._credentials = credentials
+        self._ring = ring
+        self._sealers = sealers
+        self.kp, self.kc = kp, kc  # the key-exchange clients, used by this loop's thread only
+        self.commands = commands
+        self.limiter = limiter
+        self._stop = stop
+        self.ready = threading.Event()
+        self.state = ExchangeState()
+        self.subscriptions = Subscriptions(kc, kp, limiter)
+        self.requests = KeyRequests(node_id, settings, identity, credentials, trust, ring, kp, self.subscriptions,
+                                    limiter, waiter.notify)
+        self.answers = KeyAnswers(settings, identity, credentials, trust, ring, kp, limiter)
+        self.thread = threading.Thread(target=self.run, name=f"kafkaratchet-{node_id}", daemon=True)
+
+    # ------------------------------------------------------------------ the thread
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop and wait (at most ``timeout`` s) for its thread; a loop never started just stops."""
+        self._stop.set()
+        if self.thread.ident is not None:
+            self.thread.join(timeout=timeout)
+
+    def run(self) -> None:
+        self.follow_management_topics()
+        for root in sorted({key.root for key in self._ring.own_keys()}):
+            # a restarted producer answers for what it sealed before, even before it seals again
+            self._sealers.adopt([root])
+            self.handle("produce", root)
+        while not self._stop.is_set():
+            try:
+                self._drain_commands()
+                self.requests.send_due(self.state)
+                if self.state.assigned:
+                    batches = self.kc.poll(timeout_ms=_POLL_MS)
+                    for tp, records in batches.items():
+                        for record in records:
+                            self.dispatch(tp.topic, record.value)
+                    if self.state.trust_batch:
+                        self.on_trust_records()
+                    if self.state.bite_roots:
+                        self.bite()
+                else:
+                    self._idle(_POLL_MS / 1000)
+                self.maintain()
+            except Exception as exc:  # the management thread must never die; Kafka errors are weather
+                if self.limiter.allow(("loop", type(exc).__name__)):
+                    log.warning("management thread of %s: %s: %s (continuing)", self.node_id,
+                                type(exc).__name__, exc)
+                self._stop.wait(0.2)
+
+    def _idle(self, seconds: float) -> None:
+        try:
+            command = self.commands.get(timeout=seconds)
+        except queue.Empty:
+            return
+        self.handle(*command)
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            self.handle(*command)
+
+    # ------------------------------------------------------------------ handlers
+    def handle(self, kind: str, arg: Any) -> None:
+        """A command from another thread (:class:`Commands`)."""
+        if kind == "produce":
+            self.on_produce(arg)
+        elif kind == "want":
+            self.requests.want(self.state, *arg)
+
+    def on_produce(self, root: str) -> None:
+        """This node seals for ``root``: follow ``R.reqs`` to answer for its keys."""
+        settings, state = self._settings, self.state
+        if root in state.produce_roots:
+            return
+        state.produce_roots.add(root)
+        self._ring.persist()  # so a restart knows this root before it seals again
+        unanswerable = self._credentials.chain_for(Usage.PRODUCE, root) is None
+        if unanswerable and self.limiter.allow(("no-produce", root)):
+            log.warning("node %s seals records for root %s but has no chain allowing it to hand out "
+                        "their keys; consumers will not be able to open them", self.node_id, root)
+        self.subscriptions.follow(state, root + settings.reqs_suffix,
+                                  ("time", time.time() - settings.request_max_age - settings.clock_skew))
+        # answers go to R.keys: have it exist before the first consumer asks (broker auto-creation
+        # would otherwise sit on that consumer's critical path, about 130 ms on Tansu)
+        self.subscriptions.partitions(root + settings.keys_suffix)
+
+    def follow_management_topics(self) -> None:
+        settings = self._settings
+        topics = (settings.chains_topic, settings.allowlist_topic, settings.denylist_topic)
+        self.subscriptions.follow(self.state, topics, "beginning")
+        from ..trusttopics import start_trust_topic_check
+
+        # once the topics exist, on its own thread: warn when the broker deletes trust entries
+        start_trust_topic_check(self._store.get_kafka_config("consumer", extra="crypto"), list(topics))
+        if not self.state.unresolved:
+            self.ready.set()
+
+    def dispatch(self, topic: str, value: bytes | None) -> None:
+        """One record read on ``topic``: handled, or ignored with a (rate-limited) log line; never raises."""
+        if value is None:
+            return
+        settings = self._settings
+        try:
+            if topic in (settings.allowlist_topic, settings.denylist_topic):
+                # folded once per poll batch (a node replaying the topics at start folds thousands at once)
+                self.state.trust_batch.append(("allow" if topic == settings.allowlist_topic else "deny", value))
+            elif topic == settings.chains_topic:
+                self.on_chain(value)
+            elif topic.endswith(settings.reqs_suffix):
+                self.on_request(topic, value)
+            elif topic.endswith(settings.keys_suffix):
+                self.on_answer(topic, value)
+        except KafkaRatchetError as exc:
+            if self.limiter.allow(("bad-input", topic, type(exc).__name__)):
+                log.info("ignored a message on %s: %s", topic, exc)
+        except Exception as exc:  # a bug must cost this one record, not the valid ones behind it
+            if self.limiter.allow(("bug", topic, type(exc).__name__)):
+                log.error("unexpected %s handling a message on %s (ignored): %s", type(exc).__name__, topic, exc)
+
+    def on_request(self, topic: str, value: bytes) -> None:
+        self.answers.on_request(self.state, topic, value)
+
+    def on_answer(self, topic: str, value: bytes) -> None:
+        self.requests.on_answer(self.state, topic, value)
+
+    def on_chain(self, value: bytes) -> None:
+        self._credentials.offer_chain(value)
+
+    def on_trust_records(self) -> None:
+        """Fold the allowlist and denylist records read since the last call; queue the steps denials need."""
+        state = self.state
+        batch, state.trust_batch = state.trust_batch, []
+        change = self._credentials.apply_trust_records(batch)
+        for _key, scope in change.denial_scopes():
+            state.bite_roots.update(r for r in state.produce_roots if scope_matches(scope, r))
+        if change.roots_changed:  # a root narrowed itself: whoever it no longer covers must lose the keys too
+            state.bite_roots.update(state.produce_roots)
+
+    def bite(self) -> None:
+        """Revocation that bites: new keys and key ids for the produced roots a denial covers, which the
+        denied keys' chains can no longer obtain. Denials read in one batch (a node replaying the denylist
+        at start) cost one step, and steps are at least a second apart."""
+        state = self.state
+        if time.monotonic() - state.last_bite < 1.0:
+            return
+        roots, state.bite_roots = state.bite_roots, set()
+        log.warning("stepping the ratchet for root(s) %s after denylist entries", ", ".join(sorted(roots)))
+        state.last_bite = time.monotonic()
+        self._sealers.step(roots)
+
+    def maintain(self) -> None:
+        """At most once a second: late topics, readiness, queued steps, expiry, the ratchet interval."""
+        state, settings = self.state, self._settings
+        now = time.monotonic()
+        if now - state.last_maintenance < 1.0:
+            return
+        state.last_maintenance = now
+        for topic, start in list(state.unresolved.items()):
+            self.subscriptions.follow(state, topic, start)
+        if not self.ready.is_set() and not state.unresolved:
+            self.ready.set()
+        if state.bite_roots:
+            self.bite()
+        self._credentials.persist_trust()
+        cutoff = now - WANT_TTL
+        for request_id, pending in list(state.pending.items()):
+            if pending.sent < cutoff:
+                del state.pending[request_id]
+        keys = self._sealers.current_keys()
+        if state.produce_roots and keys:
+            # the oldest key still sealing decides: a root a scoped denial did not step keeps its key, and
+            # must not keep it past the interval because another root's key is newer
+            if time.time() - min(k.created for k in keys) >= settings.ratchet_interval:
+                log.info("ratchet interval reached: stepping")
+                self._sealers.step(None)
+        self._sealers.expire(settings.key_max_age)
