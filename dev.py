@@ -2,7 +2,7 @@
 """One entry point for a fresh machine that has nothing but python3.
 
     python3 dev.py demo     # the main job: encrypted round trip on the embedded broker
-    python3 dev.py test     # lint and the whole test suite (what CI runs)
+    python3 dev.py test     # lint, type check and the whole test suite (what CI runs)
     python3 dev.py bench    # the benchmark suite
 
 Each command creates ``.venv`` on first use, installs the project into it with
@@ -56,6 +56,9 @@ def main(argv: list[str]) -> int:
     if command == "bench":
         return _run(BIN / "python", "-m", "bench", *rest)
     code = _run(BIN / "ruff", "check", ".")
+    if code:
+        return code
+    code = _run(BIN / "mypy")  # strict, configured in setup.cfg [mypy]
     if code:
         return code
     code = _run(BIN / "python", "-m", "pytest", *rest)

@@ -173,7 +173,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         stack.enter_context(quiet_kafka())
         bootstrap = args.bootstrap_servers
         if bootstrap is None:
-            from kafkaratchet.broker import EmbeddedBroker
+            from kafkaratchet.tools.broker import EmbeddedBroker
 
             say("starting the embedded broker ...")
             bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap_servers

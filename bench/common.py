@@ -124,8 +124,8 @@ class Trust:
     public_keys: dict[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from kafkaratchet.certs import self_signed_root
-        from kafkaratchet.identity import SigningIdentity
+        from kafkaratchet.protocol.certs import self_signed_root
+        from kafkaratchet.protocol.identity import SigningIdentity
 
         self.root = SigningIdentity.generate()
         self.root_cert = self_signed_root(self.root)
@@ -137,8 +137,8 @@ class Trust:
         ``crypto`` adds to (or overrides) the shared ``[crypto]`` settings for this node only, e.g.
         trust topics of its own; ``lifetime`` (seconds, 0 = never) makes its chain expire.
         """
-        from kafkaratchet.identity import SigningIdentity
-        from kafkaratchet.provisioning import issue_node_chain, write_node
+        from kafkaratchet.files.provisioning import issue_node_chain, write_node
+        from kafkaratchet.protocol.identity import SigningIdentity
 
         identity = SigningIdentity.generate()
         chain = issue_node_chain(self.root, None, identity.public_key, role, lifetime=lifetime)

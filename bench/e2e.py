@@ -19,7 +19,7 @@ The modes:
 
 * ``plaintext``: no serializer;
 * ``padded``: a control with no cryptography at all, a Python serializer that
-  appends :data:`~kafkaratchet.sealing.OVERHEAD` zero bytes and a deserializer
+  appends :data:`~kafkaratchet.protocol.records.OVERHEAD` zero bytes and a deserializer
   that strips them: what any format adding that many bytes per record costs in
   kafka-python (``batch_size`` counts bytes, so bigger records mean fewer records
   per batch, and kafka-python's costs are mostly per batch and per request);
@@ -38,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kafkaratchet.clients import assign_all
+from kafkaratchet.node.clients import assign_all
 
 from .common import Summary, interleave, paired_ratios, quiet_kafka, size_label, unique
 
@@ -50,7 +50,7 @@ def _padding_serdes() -> tuple[Any, Any]:
     """The ``padded`` control: as many zero bytes as a sealed record adds, and no cryptography."""
     from kafka.serializer import Deserializer, Serializer
 
-    from kafkaratchet.sealing import OVERHEAD
+    from kafkaratchet.protocol.records import OVERHEAD
 
     padding = bytes(OVERHEAD)
 

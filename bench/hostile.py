@@ -72,9 +72,12 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from kafkaratchet import keyexchange as kx
-from kafkaratchet import wire
-from kafkaratchet.certs import (
+from kafkaratchet.errors import KafkaRatchetError
+from kafkaratchet.files.provisioning import ROLE_USAGES
+from kafkaratchet.node.clients import assign_all
+from kafkaratchet.protocol import keyexchange as kx
+from kafkaratchet.protocol import wire
+from kafkaratchet.protocol.certs import (
     MAX_CHAIN_LENGTH,
     MAX_CHAIN_SIZE,
     MAX_PATTERNS,
@@ -85,13 +88,10 @@ from kafkaratchet.certs import (
     Usage,
     issue_certificate,
 )
-from kafkaratchet.clients import assign_all
-from kafkaratchet.errors import KafkaRatchetError
-from kafkaratchet.identity import SigningIdentity
-from kafkaratchet.kem import KemPrivateKey, KemType
+from kafkaratchet.protocol.identity import SigningIdentity
+from kafkaratchet.protocol.kem import KemPrivateKey, KemType
+from kafkaratchet.protocol.records import Role, seal
 from kafkaratchet.protocol.trust import TRUST_CONTEXT, TrustState, TrustUpdate, make_trust_update
-from kafkaratchet.provisioning import ROLE_USAGES
-from kafkaratchet.sealing import Role, seal
 
 from .common import RunningNode, Summary, Trust, interleave, unique
 

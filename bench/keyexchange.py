@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kafkaratchet.clients import assign_all
+from kafkaratchet.node.clients import assign_all
 
 from .common import RunningNode, Summary, Trust, quiet_kafka, unique
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kafkaratchet.sealing import OVERHEAD
+from kafkaratchet.protocol.records import OVERHEAD
 
 from .common import SIZES, size_label
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kafkaratchet.clirunner import ArgumentParser, UsageError, add_verbosity_flags, run
+from kafkaratchet.tools.clirunner import ArgumentParser, UsageError, add_verbosity_flags, run
 
 from .daemon import stop_event
 
@@ -43,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
-    from kafkaratchet.chainserver import KafkaCryptoChainServer
-    from kafkaratchet.identity import fingerprint
-    from kafkaratchet.nodefiles import parse_public_key_arg
-    from kafkaratchet.provisioning import ROLE_USAGES
+    from kafkaratchet.files.nodefiles import parse_public_key_arg
+    from kafkaratchet.files.provisioning import ROLE_USAGES
+    from kafkaratchet.protocol.identity import fingerprint
+    from kafkaratchet.services.chainserver import KafkaCryptoChainServer
 
     server = KafkaCryptoChainServer(None, config=args.config)
     if args.command == "add-key":

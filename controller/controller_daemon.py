@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kafkaratchet.clirunner import ArgumentParser, add_verbosity_flags, run
+from kafkaratchet.tools.clirunner import ArgumentParser, add_verbosity_flags, run
 
 from .daemon import stop_event
 
@@ -40,8 +40,8 @@ def _serve(args: argparse.Namespace) -> int:
     stop = stop_event()
     from kafka import KafkaConsumer, KafkaProducer
 
-    from kafkaratchet.controller import KafkaCryptoController
-    from kafkaratchet.store import KafkaCryptoStore
+    from kafkaratchet.files.store import KafkaCryptoStore
+    from kafkaratchet.services.controller import KafkaCryptoController
 
     store = KafkaCryptoStore(args.config)
     consumer_config = store.get_kafka_config("consumer", extra="crypto")

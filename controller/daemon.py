@@ -1,4 +1,4 @@
-"""What both daemons share: a clean stop on SIGTERM / SIGINT (logging is kafkaratchet.clirunner's)."""
+"""What both daemons share: a clean stop on SIGTERM / SIGINT (logging is kafkaratchet.tools.clirunner's)."""
 
 from __future__ import annotations
 

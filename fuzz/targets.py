@@ -20,18 +20,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kafkaratchet import keyexchange as kx
-from kafkaratchet import wire
-from kafkaratchet.certs import Certificate, Chain, issue_certificate, self_signed_root
 from kafkaratchet.errors import KafkaRatchetError
-from kafkaratchet.identity import SigningIdentity, decode_identity_file, derive_subkey, encode_identity_file
-from kafkaratchet.kem import KemPrivateKey, KemType
-from kafkaratchet.keyring import KeyRing
+from kafkaratchet.files.keyring import KeyRing
+from kafkaratchet.files.settings import NodeSettings
+from kafkaratchet.files.store import KafkaCryptoStore
+from kafkaratchet.protocol import keyexchange as kx
+from kafkaratchet.protocol import wire
+from kafkaratchet.protocol.certs import Certificate, Chain, issue_certificate, self_signed_root
+from kafkaratchet.protocol.identity import SigningIdentity, decode_identity_file, derive_subkey, encode_identity_file
+from kafkaratchet.protocol.kem import KemPrivateKey, KemType
+from kafkaratchet.protocol.ratchet import decode_seed, encode_seed
+from kafkaratchet.protocol.records import Role, key_id_of, open_sealed, seal
 from kafkaratchet.protocol.trust import TrustStore, TrustUpdate, make_trust_update
-from kafkaratchet.ratchet import decode_seed, encode_seed
-from kafkaratchet.sealing import Role, key_id_of, open_sealed, seal
-from kafkaratchet.settings import NodeSettings
-from kafkaratchet.store import KafkaCryptoStore
 
 __all__ = ["TARGETS", "seeds", "World"]
 
@@ -186,9 +186,9 @@ def _node() -> Any:
     """A real KafkaCrypto on stub clients, its exchange loop never started: the fuzzer calls the loop's handler."""
     global _NODE
     if _NODE is None:
+        from kafkaratchet.files.provisioning import write_node
         from kafkaratchet.node import KafkaCrypto
-        from kafkaratchet.provisioning import write_node
-        from kafkaratchet.sealing import Role as _Role
+        from kafkaratchet.protocol.records import Role as _Role
 
         directory = Path(tempfile.mkdtemp(prefix="kr-fuzz-node-"))
         import atexit
@@ -307,7 +307,7 @@ def seeds(target: str) -> list[bytes]:
     if target == "store":
         directory = Path(tempfile.mkdtemp(prefix="kr-fuzz-seed-"))
         try:
-            from kafkaratchet.provisioning import write_node
+            from kafkaratchet.files.provisioning import write_node
 
             write_node(directory, "fz", w.node, chains=[w.chains["node"]], roots=[w.root_cert],
                        denied=[b"\x09" * 32], bootstrap_servers="127.0.0.1:9092",

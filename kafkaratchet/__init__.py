@@ -6,6 +6,11 @@ The public names are kafkacrypto's, so switching is a change of import::
 
 Everything is imported on first use: importing the package stays cheap (the
 Kafka client alone costs hundreds of milliseconds) until a name is needed.
+
+The layers, bottom up: ``protocol`` (pure formats and rules, no I/O), ``_aead``
+(the AEAD engine), ``files`` (a node's files on disk), ``node`` (the Kafka-facing
+runtime: threads and clients), ``services`` (the controller and chain server),
+``tools`` (what the command line runs).
 """
 
 from __future__ import annotations
@@ -19,13 +24,13 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _EXPORTS: dict[str, str] = {
-    "KafkaCrypto": "node",
-    "KafkaCryptoStore": "store",
-    "KafkaCryptoMessage": "message",
-    "KafkaConsumer": "clients",
-    "KafkaProducer": "clients",
-    "KafkaCryptoController": "controller",
-    "KafkaCryptoChainServer": "chainserver",
+    "KafkaCrypto": "node.facade",
+    "KafkaCryptoStore": "files.store",
+    "KafkaCryptoMessage": "node.message",
+    "KafkaConsumer": "node.clients",
+    "KafkaProducer": "node.clients",
+    "KafkaCryptoController": "services.controller",
+    "KafkaCryptoChainServer": "services.chainserver",
     "KafkaRatchetError": "errors",
     "KafkaCryptoError": "errors",
     "KafkaCryptoMessageError": "errors",
@@ -46,8 +51,8 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover - names for type checkers and IDEs
-    from .errors import *  # noqa: F403
-    from .message import KafkaCryptoMessage  # noqa: F401
+    from kafkaratchet.errors import *  # noqa: F403
+    from kafkaratchet.node.message import KafkaCryptoMessage  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,6 @@
 """The AEAD engine behind sealed records: XChaCha20-Poly1305, and how cheaply it is called.
 
-:mod:`kafkaratchet.sealing` owns the record format; this module owns how one
+:mod:`kafkaratchet.protocol.records` owns the record format; this module owns how one
 record's AEAD call is made, which is where the per-record time goes (see
 docs/performance.md). Two engines exist today, both calling the libsodium that
 PyNaCl ships, and both give byte-for-byte the same output:
@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 import nacl.bindings as _sodium  # initialises libsodium (sodium_init) before any call below
 
-from .errors import CryptoError
+from kafkaratchet.errors import CryptoError
 
 __all__ = ["Engine", "NonceSource", "ScratchPool", "NONCES", "ENGINES", "ENV_VAR", "engine", "use_engine",
            "selected", "GIL_RELEASE_THRESHOLD", "POOLED_LIMIT", "TAG_SIZE", "KEY_SIZE", "NONCE_SIZE"]
@@ -63,8 +63,9 @@ ENGINES = ("fast", "plain")
 
 
 class Engine(Protocol):
-    """One AEAD implementation. The caller (:mod:`kafkaratchet.sealing`) has already checked the types and sizes:
-    ``key`` is 32 bytes, ``nonce`` 24 bytes, every argument is ``bytes``, and ``data[start:]`` holds at least a tag.
+    """One AEAD implementation. The caller (:mod:`kafkaratchet.protocol.records`) has already checked the
+    types and sizes: ``key`` is 32 bytes, ``nonce`` 24 bytes, every argument is ``bytes``, and
+    ``data[start:]`` holds at least a tag.
     """
 
     name: str
@@ -206,7 +207,7 @@ class FastEngine:
     def __init__(self) -> None:
         import ctypes
 
-        from nacl._sodium import ffi, lib  # type: ignore[import-not-found]  # PyNaCl's cffi module, untyped
+        from nacl._sodium import ffi, lib  # PyNaCl's cffi module, untyped
 
         try:
             from nacl import _sodium as module

@@ -6,7 +6,7 @@ another node) ends the same way: exit status 2 and exactly one line on standard
 error, ``kafkaratchet-provision: error: ...``, with nothing written. Scripts can
 rely on that; humans get a sentence instead of a traceback. A failure while
 writing or publishing (disk, broker) is one such line too, with exit status 1.
-The rules are :mod:`kafkaratchet.clirunner`'s, shared by every console script.
+The rules are :mod:`kafkaratchet.tools.clirunner`'s, shared by every console script.
 Output for the user goes to standard output, prompts to standard error.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from kafkaratchet.clirunner import EXIT_FAILURE, EXIT_USAGE, ArgumentParser, add_verbosity_flags, run
+from kafkaratchet.tools.clirunner import EXIT_FAILURE, EXIT_USAGE, ArgumentParser, add_verbosity_flags, run
 
 from . import offline, quickstart, trustupdates
 from .inputs import PROVISIONING_PASSWORD_ENV, ROOT_PASSWORD_ENV, Prompter

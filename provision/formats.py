@@ -2,7 +2,7 @@
 
 They travel over whatever the operator has (a USB stick, a ticket system, an
 email), so they hold only public material and are parsed as hostile input: one
-msgpack array through :mod:`kafkaratchet.wire` with a kind string first (so a
+msgpack array through :mod:`kafkaratchet.protocol.wire` with a kind string first (so a
 chain given where a request is expected is named as such), then a format
 version, then exactly the documented fields with exact types.
 
@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kafkaratchet import wire
-from kafkaratchet.certs import MAX_CHAIN_SIZE, MAX_PATHLEN, Certificate, Chain
 from kafkaratchet.errors import FormatError, ProvisioningError, SignatureError
-from kafkaratchet.identity import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningIdentity, verify
-from kafkaratchet.provisioning import ROLE_USAGES
+from kafkaratchet.files.provisioning import ROLE_USAGES
+from kafkaratchet.protocol import wire
+from kafkaratchet.protocol.certs import MAX_CHAIN_SIZE, MAX_PATHLEN, Certificate, Chain
+from kafkaratchet.protocol.identity import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningIdentity, verify
 
 from .inputs import MAX_LIFETIME, parse_node_id, parse_topics
 

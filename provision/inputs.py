@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from kafkaratchet.certs import MAX_CHAIN_LENGTH, MAX_REGEX_LENGTH, MAX_TOPIC_LENGTH
 from kafkaratchet.errors import ConfigError, ProvisioningError
-from kafkaratchet.provisioning import ROLE_USAGES
-from kafkaratchet.store import check_node_id
+from kafkaratchet.files.provisioning import ROLE_USAGES
+from kafkaratchet.files.store import check_node_id
+from kafkaratchet.protocol.certs import MAX_CHAIN_LENGTH, MAX_REGEX_LENGTH, MAX_TOPIC_LENGTH
 
 __all__ = [
     "Prompter",

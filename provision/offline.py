@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TextIO
 
 from kafkaratchet.errors import ChainError, ConfigError, FormatError, ProvisioningError, SignatureError
-from kafkaratchet.identity import SigningIdentity, fingerprint
-from kafkaratchet.keyinfo import describe_chain, format_duration, format_time
-from kafkaratchet.nodefiles import NodeFiles, read_identity, same_constraints, write_chains
+from kafkaratchet.files.nodefiles import NodeFiles, read_identity, same_constraints, write_chains
+from kafkaratchet.files.provisioning import ROLE_USAGES, issue_node_chain, node_paths, write_node
+from kafkaratchet.files.secretfile import read_secret, write_atomic
+from kafkaratchet.files.store import KafkaCryptoStore
+from kafkaratchet.protocol.identity import SigningIdentity, fingerprint
 from kafkaratchet.protocol.trust import TrustStore
-from kafkaratchet.provisioning import ROLE_USAGES, issue_node_chain, node_paths, write_node
-from kafkaratchet.secretfile import read_secret, write_atomic
-from kafkaratchet.store import KafkaCryptoStore
+from kafkaratchet.tools.keyinfo import describe_chain, format_duration, format_time
 
 from .formats import ChainFile, NodeRequest, read_public_file
 from .inputs import (

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import nacl.exceptions
 import nacl.pwhash
 
-from kafkaratchet.certs import Certificate, Usage, issue_certificate, self_signed_root
 from kafkaratchet.errors import ProvisioningError
-from kafkaratchet.identity import SigningIdentity
-from kafkaratchet.provisioning import ROLE_USAGES
+from kafkaratchet.files.provisioning import ROLE_USAGES
+from kafkaratchet.protocol.certs import Certificate, Usage, issue_certificate, self_signed_root
+from kafkaratchet.protocol.identity import SigningIdentity
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",

@@ -28,12 +28,12 @@ import unicodedata
 from pathlib import Path
 from typing import TextIO
 
-from kafkaratchet.certs import Chain
 from kafkaratchet.errors import ChainError, KafkaRatchetError, ProvisioningError
-from kafkaratchet.identity import SigningIdentity
+from kafkaratchet.files.provisioning import issue_node_chain, node_paths, write_node
+from kafkaratchet.files.store import KafkaCryptoStore
+from kafkaratchet.protocol.certs import Chain
+from kafkaratchet.protocol.identity import SigningIdentity
 from kafkaratchet.protocol.trust import TrustStore
-from kafkaratchet.provisioning import issue_node_chain, node_paths, write_node
-from kafkaratchet.store import KafkaCryptoStore
 
 from . import password as pw
 from .inputs import PROVISIONING_PASSWORD_ENV, ROOT_PASSWORD_ENV, Prompter, parse_fingerprint

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import nacl.bindings as sodium
 import nacl.exceptions
 
-from kafkaratchet.certs import Certificate
 from kafkaratchet.errors import FormatError, ProvisioningError
-from kafkaratchet.identity import SigningIdentity
+from kafkaratchet.protocol.certs import Certificate
+from kafkaratchet.protocol.identity import SigningIdentity
 
 from .password import MEMLIMIT, OPSLIMIT, SALT_SIZE, derive_key, root_certificate
 

@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
-from kafkaratchet.certs import Certificate, Chain
 from kafkaratchet.errors import ProvisioningError
-from kafkaratchet.identity import fingerprint as key_fingerprint
-from kafkaratchet.keyinfo import describe_chain
-from kafkaratchet.provisioning import ROLE_PATHLEN, ROLE_USAGES, node_paths
-from kafkaratchet.settings import RoleSettings
+from kafkaratchet.files.provisioning import ROLE_PATHLEN, ROLE_USAGES, node_paths
+from kafkaratchet.files.settings import RoleSettings
+from kafkaratchet.protocol.certs import Certificate, Chain
+from kafkaratchet.protocol.identity import fingerprint as key_fingerprint
+from kafkaratchet.tools.keyinfo import describe_chain
 
 from .inputs import (
     DEFAULT_LIFETIME,

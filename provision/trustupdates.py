@@ -21,15 +21,15 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from kafkaratchet.certs import Chain, Usage
-from kafkaratchet.credentials import Credentials
 from kafkaratchet.errors import ConfigError, KafkaRatchetError, ProvisioningError
-from kafkaratchet.identity import fingerprint
-from kafkaratchet.nodefiles import parse_public_key_arg
+from kafkaratchet.files.credentials import Credentials
+from kafkaratchet.files.nodefiles import parse_public_key_arg
+from kafkaratchet.files.settings import NodeSettings
+from kafkaratchet.files.store import KafkaCryptoStore
+from kafkaratchet.protocol.certs import Chain, Usage
+from kafkaratchet.protocol.identity import fingerprint
 from kafkaratchet.protocol.trust import KIND_ALLOW, KIND_DENY, TrustUpdate, make_trust_update
-from kafkaratchet.settings import NodeSettings
-from kafkaratchet.store import KafkaCryptoStore
-from kafkaratchet.validation import ValidatedChain
+from kafkaratchet.protocol.validation import ValidatedChain
 
 from .inputs import Prompter, parse_topics
 
@@ -105,7 +105,7 @@ def _publish(store: KafkaCryptoStore, topic: str, updates: list[TrustUpdate], bo
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    from kafkaratchet.trusttopics import entry_record_key
+    from kafkaratchet.node.trusttopics import entry_record_key
 
     config = store.get_kafka_config("producer", extra="crypto")
     if bootstrap:

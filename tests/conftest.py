@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from kafkaratchet import _aead
-from kafkaratchet.broker import EmbeddedBroker
 from kafkaratchet.errors import CryptoError
+from kafkaratchet.tools.broker import EmbeddedBroker
 
 log = logging.getLogger(__name__)
 

@@ -16,20 +16,21 @@ import threading
 import time
 from typing import Any
 
-from ..certs import Usage
-from ..credentials import Credentials
-from ..errors import KafkaRatchetError
-from ..identity import SigningIdentity
-from ..keyring import KeyRing
-from ..protocol.trust import TrustStore, scope_matches
-from ..settings import NodeSettings
-from ..store import KafkaCryptoStore
-from .keytrade import KeyAnswers, KeyRequests
-from .limits import RateLimiter
-from .sealers import Sealers
-from .state import WANT_TTL, ExchangeState
-from .subscriptions import Subscriptions
-from .waiter import KeyWaiter
+from kafkaratchet.errors import KafkaRatchetError
+from kafkaratchet.files.credentials import Credentials
+from kafkaratchet.files.keyring import KeyRing
+from kafkaratchet.files.settings import NodeSettings
+from kafkaratchet.files.store import KafkaCryptoStore
+from kafkaratchet.node.contract import ExchangeConsumer, ExchangeProducer
+from kafkaratchet.node.keytrade import KeyAnswers, KeyRequests
+from kafkaratchet.node.limits import RateLimiter
+from kafkaratchet.node.sealers import Sealers
+from kafkaratchet.node.state import WANT_TTL, ExchangeState
+from kafkaratchet.node.subscriptions import Subscriptions
+from kafkaratchet.node.waiter import KeyWaiter
+from kafkaratchet.protocol.certs import Usage
+from kafkaratchet.protocol.identity import SigningIdentity
+from kafkaratchet.protocol.trust import TrustStore, scope_matches
 
 __all__ = ["Commands", "ExchangeLoop"]
 
@@ -65,7 +66,8 @@ class ExchangeLoop:
 
     def __init__(self, node_id: str, store: KafkaCryptoStore, settings: NodeSettings, identity: SigningIdentity,
                  credentials: Credentials, trust: TrustStore, ring: KeyRing, sealers: Sealers, waiter: KeyWaiter,
-                 kp: Any, kc: Any, commands: Commands, limiter: RateLimiter, stop: threading.Event) -> None:
+                 kp: ExchangeProducer, kc: ExchangeConsumer, commands: Commands, limiter: RateLimiter,
+                 stop: threading.Event) -> None:
         self.node_id = node_id
         self._store = store
         self._settings = settings
@@ -166,7 +168,7 @@ class ExchangeLoop:
         settings = self._settings
         topics = (settings.chains_topic, settings.allowlist_topic, settings.denylist_topic)
         self.subscriptions.follow(self.state, topics, "beginning")
-        from ..trusttopics import start_trust_topic_check
+        from kafkaratchet.node.trusttopics import start_trust_topic_check
 
         # once the topics exist, on its own thread: warn when the broker deletes trust entries
         start_trust_topic_check(self._store.get_kafka_config("consumer", extra="crypto"), list(topics))

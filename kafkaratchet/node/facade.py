@@ -15,18 +15,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..credentials import Credentials
-from ..identity import derive_subkey
-from ..keyring import KeyRing
-from ..protocol.trust import TrustStore
-from ..ratchet import Ratchet
-from ..secretfile import remove_stale_temps
-from ..settings import NodeSettings
-from ..store import KafkaCryptoStore
-from .exchange import Commands, ExchangeLoop
-from .limits import RateLimiter
-from .sealers import Sealers, TopicRoots
-from .waiter import KeyWaiter
+from kafkaratchet.files.credentials import Credentials
+from kafkaratchet.files.keyring import KeyRing
+from kafkaratchet.files.secretfile import remove_stale_temps
+from kafkaratchet.files.seed import Ratchet
+from kafkaratchet.files.settings import NodeSettings
+from kafkaratchet.files.store import KafkaCryptoStore
+from kafkaratchet.node.exchange import Commands, ExchangeLoop
+from kafkaratchet.node.limits import RateLimiter
+from kafkaratchet.node.sealers import Sealers, TopicRoots
+from kafkaratchet.node.waiter import KeyWaiter
+from kafkaratchet.protocol.identity import derive_subkey
+from kafkaratchet.protocol.trust import TrustStore
 
 __all__ = ["KafkaCrypto"]
 
@@ -84,25 +84,25 @@ class KafkaCrypto:
 
     # ------------------------------------------------------------------ kafkacrypto's API
     def getKeySerializer(self) -> Any:  # noqa: N802
-        from ..serdes import key_serializer
+        from kafkaratchet.node.serdes import key_serializer
 
         return key_serializer(self.sealers, name=self.node_id)
 
     def getValueSerializer(self) -> Any:  # noqa: N802
-        from ..serdes import value_serializer
+        from kafkaratchet.node.serdes import value_serializer
 
         return value_serializer(self.sealers, name=self.node_id)
 
     def getKeyDeserializer(self, max_key_wait_intervals: int | None = None,  # noqa: N802
                            key_wait_interval: float | None = None) -> Any:
-        from ..serdes import key_deserializer
+        from kafkaratchet.node.serdes import key_deserializer
 
         return key_deserializer(self.waiter, self._wait_bound(max_key_wait_intervals, key_wait_interval),
                                 name=self.node_id)
 
     def getValueDeserializer(self, max_key_wait_intervals: int | None = None,  # noqa: N802
                              key_wait_interval: float | None = None) -> Any:
-        from ..serdes import value_deserializer
+        from kafkaratchet.node.serdes import value_deserializer
 
         return value_deserializer(self.waiter, self._wait_bound(max_key_wait_intervals, key_wait_interval),
                                   name=self.node_id)

@@ -13,18 +13,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import keyexchange as kx
-from ..certs import REASON_TOPIC_NOT_ALLOWED, REASON_USAGE_NOT_ALLOWED, Usage
-from ..credentials import Credentials
-from ..errors import ChainError, FormatError, KafkaRatchetError
-from ..identity import SigningIdentity, fingerprint
-from ..kem import KemPrivateKey
-from ..keyring import KeyRing
-from ..protocol.trust import TrustStore
-from ..settings import NodeSettings
-from .limits import Backoff, RateLimiter
-from .state import WANT_TTL, ExchangeState, Pending, Want
-from .subscriptions import Subscriptions
+from kafkaratchet.errors import ChainError, FormatError, KafkaRatchetError
+from kafkaratchet.files.credentials import Credentials
+from kafkaratchet.files.keyring import KeyRing
+from kafkaratchet.files.settings import NodeSettings
+from kafkaratchet.node.contract import ExchangeProducer
+from kafkaratchet.node.limits import Backoff, RateLimiter
+from kafkaratchet.node.state import WANT_TTL, ExchangeState, Pending, Want
+from kafkaratchet.node.subscriptions import Subscriptions
+from kafkaratchet.protocol import keyexchange as kx
+from kafkaratchet.protocol.certs import REASON_TOPIC_NOT_ALLOWED, REASON_USAGE_NOT_ALLOWED, Usage
+from kafkaratchet.protocol.identity import SigningIdentity, fingerprint
+from kafkaratchet.protocol.kem import KemPrivateKey
+from kafkaratchet.protocol.trust import TrustStore
 
 __all__ = ["KeyRequests", "KeyAnswers"]
 
@@ -41,8 +42,8 @@ class KeyRequests:
     """The consumer side: wanted key ids, the requests that ask for them, the answers that bring them."""
 
     def __init__(self, node_id: str, settings: NodeSettings, identity: SigningIdentity, credentials: Credentials,
-                 trust: TrustStore, ring: KeyRing, kp: Any, subscriptions: Subscriptions, limiter: RateLimiter,
-                 notify: Callable[[], None]) -> None:
+                 trust: TrustStore, ring: KeyRing, kp: ExchangeProducer, subscriptions: Subscriptions,
+                 limiter: RateLimiter, notify: Callable[[], None]) -> None:
         self._node_id = node_id
         self._settings = settings
         self._identity = identity
@@ -145,7 +146,7 @@ class KeyAnswers:
     """The producer side: judge requests for this node's own keys, answer the allowed ones once."""
 
     def __init__(self, settings: NodeSettings, identity: SigningIdentity, credentials: Credentials,
-                 trust: TrustStore, ring: KeyRing, kp: Any, limiter: RateLimiter) -> None:
+                 trust: TrustStore, ring: KeyRing, kp: ExchangeProducer, limiter: RateLimiter) -> None:
         self._settings = settings
         self._identity = identity
         self._credentials = credentials

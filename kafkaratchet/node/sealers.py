@@ -12,9 +12,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 
-from ..keyring import KeyRing
-from ..ratchet import DataKey, Ratchet
-from ..sealing import Role, Sealer
+from kafkaratchet.files.keyring import KeyRing
+from kafkaratchet.files.seed import Ratchet
+from kafkaratchet.protocol.ratchet import DataKey
+from kafkaratchet.protocol.records import Role, Sealer
 
 __all__ = ["TopicRoots", "Sealers"]
 

@@ -11,7 +11,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..kem import KemPrivateKey
+from kafkaratchet.protocol.kem import KemPrivateKey
 
 __all__ = ["ExchangeState", "Want", "Pending", "MAX_PENDING", "MAX_SEEN_REQUESTS", "WANT_TTL"]
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .limits import RateLimiter
-from .state import ExchangeState
+from kafkaratchet.node.contract import ExchangeConsumer, ExchangeProducer
+from kafkaratchet.node.limits import RateLimiter
+from kafkaratchet.node.state import ExchangeState
 
 __all__ = ["Subscriptions"]
 
@@ -23,7 +24,7 @@ class Subscriptions:
     ``kp`` (the key-exchange producer) creates a topic that does not exist yet by asking for its metadata.
     """
 
-    def __init__(self, kc: Any, kp: Any, limiter: RateLimiter) -> None:
+    def __init__(self, kc: ExchangeConsumer, kp: ExchangeProducer, limiter: RateLimiter) -> None:
         self._kc = kc
         self._kp = kp
         self._limiter = limiter

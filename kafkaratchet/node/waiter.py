@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import DecryptionError, KafkaRatchetError, NotARecordError, UnsupportedVersionError
-from ..keyring import KeyRing
-from ..message import KafkaCryptoMessage, Retrier, opened_message
-from ..sealing import Role, is_sealed, key_id_of, open_sealed
-from .limits import Backoff, RateLimiter
-from .sealers import TopicRoots
+from kafkaratchet.errors import DecryptionError, KafkaRatchetError, NotARecordError, UnsupportedVersionError
+from kafkaratchet.files.keyring import KeyRing
+from kafkaratchet.node.limits import Backoff, RateLimiter
+from kafkaratchet.node.message import KafkaCryptoMessage, Retrier, opened_message
+from kafkaratchet.node.sealers import TopicRoots
+from kafkaratchet.protocol.records import Role, is_sealed, key_id_of, open_sealed
 
 __all__ = ["KeyWaiter", "MAX_FAILED_SLOTS", "WAIT_BACKOFF"]
 

@@ -34,8 +34,9 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 
-from .. import wire
-from ..certs import (
+from kafkaratchet.errors import ChainError, KafkaRatchetError
+from kafkaratchet.protocol import wire
+from kafkaratchet.protocol.certs import (
     DEFAULT_SKEW,
     REASON_MISSING_CHAIN,
     REASON_NOT_YET_VALID,
@@ -47,11 +48,9 @@ from ..certs import (
     Usage,
     _fp,
 )
-from ..errors import ChainError, KafkaRatchetError
-from ..identity import PUBLIC_KEY_SIZE
-from ..validation import Root, ValidatedChain, validate_chain
-from .trustfold import Fold, TrustChange, TrustState, as_root, diff, scope_matches
-from .trustupdate import (
+from kafkaratchet.protocol.identity import PUBLIC_KEY_SIZE
+from kafkaratchet.protocol.trustfold import Fold, TrustChange, TrustState, as_root, diff, scope_matches
+from kafkaratchet.protocol.trustupdate import (
     KIND_ALLOW,
     KIND_DENY,
     LEGACY_VERSION,
@@ -63,6 +62,7 @@ from .trustupdate import (
     entry_digest,
     make_trust_update,
 )
+from kafkaratchet.protocol.validation import Root, ValidatedChain, validate_chain
 
 __all__ = [
     "TRUST_CONTEXT",

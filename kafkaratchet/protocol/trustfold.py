@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from ..certs import (
+from kafkaratchet.errors import ChainError
+from kafkaratchet.protocol.certs import (
     REASON_DENYLISTED,
     REASON_MISSING_CHAIN,
     REASON_NOT_YET_VALID,
@@ -32,9 +33,8 @@ from ..certs import (
     topic_allowed,
     topics_narrow,
 )
-from ..errors import ChainError
-from ..validation import Root, ValidatedChain, validate_chain
-from .trustupdate import KIND_DENY, Scope, TrustUpdate
+from kafkaratchet.protocol.trustupdate import KIND_DENY, Scope, TrustUpdate
+from kafkaratchet.protocol.validation import Root, ValidatedChain, validate_chain
 
 __all__ = ["TrustState", "TrustChange", "Fold", "scope_matches", "as_root", "diff"]
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import nacl.bindings as sodium
 
-from .. import wire
-from ..certs import (
+from kafkaratchet.errors import FormatError, UnsupportedVersionError
+from kafkaratchet.protocol import wire
+from kafkaratchet.protocol.certs import (
     MAX_CHAIN_SIZE,
     MAX_PATHLEN,
     MAX_TOPICS,
@@ -28,8 +29,7 @@ from ..certs import (
     parse_topics,
     parse_usages,
 )
-from ..errors import FormatError, UnsupportedVersionError
-from ..identity import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningIdentity, fingerprint, verify
+from kafkaratchet.protocol.identity import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningIdentity, fingerprint, verify
 
 __all__ = [
     "TRUST_CONTEXT", "VERSION", "LEGACY_VERSION", "KIND_ALLOW", "KIND_DENY", "MAX_BODY_SIZE", "MAX_UPDATE_SIZE",

@@ -11,9 +11,9 @@ from typing import Any
 from kafka import TopicPartition
 
 from kafkaratchet import KafkaConsumer, KafkaCrypto, KafkaCryptoStore, KafkaProducer
-from kafkaratchet.certs import self_signed_root
-from kafkaratchet.identity import SigningIdentity
-from kafkaratchet.provisioning import issue_node_chain, write_node
+from kafkaratchet.files.provisioning import issue_node_chain, write_node
+from kafkaratchet.protocol.certs import self_signed_root
+from kafkaratchet.protocol.identity import SigningIdentity
 
 
 @dataclass

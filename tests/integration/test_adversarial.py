@@ -27,13 +27,14 @@ from kafka import TopicPartition
 from kafka.partitioner import Partitioner
 
 import kafkaratchet.node.state as exchange_state
-from kafkaratchet import KafkaConsumer, KafkaCrypto, KafkaProducer, wire
-from kafkaratchet import keyexchange as kx
-from kafkaratchet.certs import Chain, issue_certificate
-from kafkaratchet.identity import SigningIdentity
-from kafkaratchet.kem import KemPrivateKey, KemType
+from kafkaratchet import KafkaConsumer, KafkaCrypto, KafkaProducer
+from kafkaratchet.protocol import keyexchange as kx
+from kafkaratchet.protocol import wire
+from kafkaratchet.protocol.certs import Chain, issue_certificate
+from kafkaratchet.protocol.identity import SigningIdentity
+from kafkaratchet.protocol.kem import KemPrivateKey, KemType
+from kafkaratchet.protocol.records import Role, open_sealed, seal
 from kafkaratchet.protocol.trust import make_trust_update
-from kafkaratchet.sealing import Role, open_sealed, seal
 
 from .nodes import Cluster, Node
 

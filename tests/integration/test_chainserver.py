@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from kafkaratchet.certs import Usage
-from kafkaratchet.chainserver import KafkaCryptoChainServer
-from kafkaratchet.credentials import chain_expiry
+from kafkaratchet.files.credentials import chain_expiry
+from kafkaratchet.protocol.certs import Usage
+from kafkaratchet.services.chainserver import KafkaCryptoChainServer
 
 from .nodes import Cluster, drain
 

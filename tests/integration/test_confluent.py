@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from kafkaratchet.confluent import consumer_config, producer_config
+from kafkaratchet.node.confluent import consumer_config, producer_config
 
 from .nodes import Cluster
 

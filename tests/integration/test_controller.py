@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from kafkaratchet import keyexchange as kx
-from kafkaratchet import wire
-from kafkaratchet.broker import EmbeddedBroker
-from kafkaratchet.certs import Chain, issue_certificate
-from kafkaratchet.controller import KafkaCryptoController
-from kafkaratchet.credentials import Credentials
-from kafkaratchet.identity import SigningIdentity, fingerprint
-from kafkaratchet.kem import KemPrivateKey, KemType
-from kafkaratchet.store import KafkaCryptoStore
+from kafkaratchet.files.credentials import Credentials
+from kafkaratchet.files.store import KafkaCryptoStore
+from kafkaratchet.protocol import keyexchange as kx
+from kafkaratchet.protocol import wire
+from kafkaratchet.protocol.certs import Chain, issue_certificate
+from kafkaratchet.protocol.identity import SigningIdentity, fingerprint
+from kafkaratchet.protocol.kem import KemPrivateKey, KemType
+from kafkaratchet.services.controller import KafkaCryptoController
+from kafkaratchet.tools.broker import EmbeddedBroker
 
 from .nodes import Cluster, drain
 

@@ -27,12 +27,13 @@ from kafka import KafkaConsumer as RawConsumer
 from kafka import TopicPartition
 
 import kafkaratchet
-from kafkaratchet.broker import free_port
-from kafkaratchet.identity import decode_identity_file, derive_subkey
-from kafkaratchet.keyring import KeyRing
-from kafkaratchet.ratchet import Ratchet, decode_seed, derive_data_key
-from kafkaratchet.sealing import Role, key_id_of, open_sealed
-from kafkaratchet.secretfile import read_secret
+from kafkaratchet.files.keyring import KeyRing
+from kafkaratchet.files.secretfile import read_secret
+from kafkaratchet.files.seed import Ratchet
+from kafkaratchet.protocol.identity import decode_identity_file, derive_subkey
+from kafkaratchet.protocol.ratchet import decode_seed, derive_data_key
+from kafkaratchet.protocol.records import Role, key_id_of, open_sealed
+from kafkaratchet.tools.broker import free_port
 
 from .nodes import Cluster, drain
 from .tcpproxy import TcpProxy
@@ -158,7 +159,7 @@ _CHILD = r"""
 import sys, time
 from kafka import KafkaProducer as RawProducer
 from kafkaratchet import KafkaCrypto, KafkaCryptoStore, KafkaConsumer, KafkaProducer
-from kafkaratchet.sealing import Role
+from kafkaratchet.protocol.records import Role
 
 store = KafkaCryptoStore(sys.argv[1])
 topic = sys.argv[2]

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from kafkaratchet.identity import decode_identity_file
-from kafkaratchet.ratchet import decode_seed
-from kafkaratchet.store import KafkaCryptoStore
+from kafkaratchet.files.store import KafkaCryptoStore
+from kafkaratchet.protocol.identity import decode_identity_file
+from kafkaratchet.protocol.ratchet import decode_seed
 from provision import inputs, rootkey
 
-from ..unit.test_provision_support import (  # noqa: F401 - the two autouse fixtures
+from ..unit._provisionkit import (  # noqa: F401 - the two autouse fixtures
     OTHER_PW,
     PROV_PW,
     ROOT_PW,
@@ -100,7 +100,7 @@ def test_scripted_quickstart_with_no_terminal_takes_the_defaults(cluster: Cluste
     assert "standard input ended" not in proc.stderr
     assert sorted(p.name for p in node.iterdir()) == ["n1.config", "n1.crypto", "n1.seed"]
     keyinfo = bindir / "kafkaratchet"
-    command = [str(keyinfo)] if keyinfo.exists() else [sys.executable, "-m", "kafkaratchet.cli"]
+    command = [str(keyinfo)] if keyinfo.exists() else [sys.executable, "-m", "kafkaratchet.tools.cli"]
     info = subprocess.run([*command, "keyinfo", str(node / "n1.config")], stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, env=env, timeout=120)
     assert info.returncode == 0, info.stdout + info.stderr

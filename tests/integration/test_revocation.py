@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from kafkaratchet.certs import Chain, Usage, issue_certificate
-from kafkaratchet.credentials import Credentials
-from kafkaratchet.identity import SigningIdentity
+from kafkaratchet.files.credentials import Credentials
+from kafkaratchet.protocol.certs import Chain, Usage, issue_certificate
+from kafkaratchet.protocol.identity import SigningIdentity
 from kafkaratchet.protocol.trust import make_trust_update
 
 from .nodes import Cluster, Node, drain

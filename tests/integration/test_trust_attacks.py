@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from kafkaratchet import certs, wire
-from kafkaratchet.certs import Chain, Usage, issue_certificate
-from kafkaratchet.identity import SigningIdentity
+from kafkaratchet.protocol import certs, topics, wire
+from kafkaratchet.protocol.certs import Chain, Usage, issue_certificate
+from kafkaratchet.protocol.identity import SigningIdentity
+from kafkaratchet.protocol.records import Role
 from kafkaratchet.protocol.trust import make_trust_update
-from kafkaratchet.sealing import Role
 
 from .nodes import Cluster, Node
 from .test_adversarial import SECRET, Attacker, Requester, isolated, serving_producer, wait_until
@@ -91,7 +91,7 @@ def test_patterns_of_forged_certificates_are_never_compiled(cluster: Cluster, at
                                                              unique_root: str) -> None:
     """Attack 2: topic patterns of unsigned, attacker-written certificates were compiled while decoding
     (about 0.5 s of CPU each). Records carrying chains of such certificates, on R.reqs, the trust topics
-    and ``chains``, compile nothing. Guards certs.py ``_check_topic`` (length only; ``compile_patterns``
+    and ``chains``, compile nothing. Guards protocol/topics.py ``_check_topic`` (length only; ``compile_patterns``
     runs after every signature of a chain rooted at a trusted key verified)."""
     root = unique_root
     prod, _, _ = serving_producer(cluster, attacker, root)
@@ -104,7 +104,7 @@ def test_patterns_of_forged_certificates_are_never_compiled(cluster: Cluster, at
                           {}])
         return Chain((certs.Certificate.decode(wire.pack([1, body, os.urandom(64)])),))
 
-    before = certs._compile.cache_info().misses
+    before = topics._compile.cache_info().misses
     records = []
     for n in range(40):
         chain = hostile_chain(n)
@@ -117,7 +117,7 @@ def test_patterns_of_forged_certificates_are_never_compiled(cluster: Cluster, at
         attacker.send(topic, value)
     _marker(cluster, attacker, root, [prod, cons])
     assert _opens(cons, prod, root, b"after the patterns")
-    assert certs._compile.cache_info().misses == before, "a pattern of a forged certificate was compiled"
+    assert topics._compile.cache_info().misses == before, "a pattern of a forged certificate was compiled"
 
 
 def test_a_scoped_allowlister_cannot_replace_or_re_date_a_root(cluster: Cluster, attacker: Attacker,

@@ -9,12 +9,12 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from kafkaratchet import trusttopics
-from kafkaratchet.certs import Chain, Usage
-from kafkaratchet.chainserver import KafkaCryptoChainServer
-from kafkaratchet.clients import assign_all
-from kafkaratchet.identity import SigningIdentity
-from kafkaratchet.trusttopics import CHAIN_KEY_PREFIX, TRUST_TOPIC_CONFIGS, chain_record_key, check_trust_topics
+from kafkaratchet.node import trusttopics
+from kafkaratchet.node.clients import assign_all
+from kafkaratchet.node.trusttopics import CHAIN_KEY_PREFIX, TRUST_TOPIC_CONFIGS, chain_record_key, check_trust_topics
+from kafkaratchet.protocol.certs import Chain, Usage
+from kafkaratchet.protocol.identity import SigningIdentity
+from kafkaratchet.services.chainserver import KafkaCryptoChainServer
 
 from .nodes import Cluster, drain
 

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from kafkaratchet.identity import SigningIdentity
+from kafkaratchet.protocol.identity import SigningIdentity
 from provision.cli import main as provision
 
 from .nodes import Cluster, drain
@@ -84,8 +84,8 @@ def test_republish_turns_denials_kept_in_a_config_into_v2_entries(cluster: Clust
     as v2 entries that every node applies; a v1 entry on the topic is ignored with one line naming the fix."""
     from kafka import KafkaProducer
 
-    from kafkaratchet import wire
-    from kafkaratchet.certs import issue_certificate
+    from kafkaratchet.protocol import wire
+    from kafkaratchet.protocol.certs import issue_certificate
 
     admin = cluster.provision("admin", "admin")
     gone = [SigningIdentity.generate() for _ in range(3)]

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from kafkaratchet import keyexchange as kx
-from kafkaratchet.certs import Chain, Usage, issue_certificate, self_signed_root
 from kafkaratchet.errors import KafkaRatchetError
-from kafkaratchet.identity import SigningIdentity, derive_subkey
-from kafkaratchet.kem import KemPrivateKey, KemType, encapsulate
-from kafkaratchet.keyring import KeyRing
+from kafkaratchet.files.keyring import KeyRing
+from kafkaratchet.files.seed import Ratchet
+from kafkaratchet.protocol import keyexchange as kx
+from kafkaratchet.protocol.certs import Chain, Usage, issue_certificate, self_signed_root
+from kafkaratchet.protocol.identity import SigningIdentity, derive_subkey
+from kafkaratchet.protocol.kem import KemPrivateKey, KemType, encapsulate
+from kafkaratchet.protocol.ratchet import decode_seed
+from kafkaratchet.protocol.records import Role, open_sealed, seal
 from kafkaratchet.protocol.trust import TrustStore
-from kafkaratchet.ratchet import Ratchet, decode_seed
-from kafkaratchet.sealing import Role, open_sealed, seal
 
 
 def _forms(secret: bytes) -> list[str]:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kafkaratchet import wire
-from kafkaratchet.certs import (
+from kafkaratchet.protocol import wire
+from kafkaratchet.protocol.certs import (
     CERT_CONTEXT,
     DEFAULT_SKEW,
     Certificate,
@@ -24,7 +24,7 @@ from kafkaratchet.certs import (
     issue_certificate,
     self_signed_root,
 )
-from kafkaratchet.identity import SigningIdentity
+from kafkaratchet.protocol.identity import SigningIdentity
 from kafkaratchet.protocol.trust import TRUST_CONTEXT, make_trust_update
 
 HERE = Path(__file__).resolve().parent

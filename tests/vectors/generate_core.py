@@ -11,8 +11,8 @@ from pathlib import Path
 
 import nacl.bindings as sodium
 
-from kafkaratchet.ratchet import derive_data_key, encode_seed, step_secret
-from kafkaratchet.sealing import MAGIC, VERSION, Role
+from kafkaratchet.protocol.ratchet import derive_data_key, encode_seed, step_secret
+from kafkaratchet.protocol.records import MAGIC, VERSION, Role
 
 HERE = Path(__file__).resolve().parent
 

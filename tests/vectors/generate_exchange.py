@@ -5,7 +5,7 @@ Run: python tests/vectors/generate_exchange.py (``--check`` to compare).
 The bytes are built here from the layouts documented in docs/PROTOCOL.md
 (sections 3, 4 and 6) with nacl.bindings, msgpack and ``cryptography``'s
 ML-KEM, not with the library's encoders: the runner
-(tests/unit/test_vectors_exchange.py) checks that the library decodes them,
+(tests/unit/protocol/test_vectors_exchange.py) checks that the library decodes them,
 and that what the library writes itself decodes the same. Every input is
 fixed: Ed25519 identities use the seed ``bytes([n]) * 32``, X25519 (crypto_kx)
 key pairs come from fixed seeds (``crypto_kx_seed_keypair``), nonces and
@@ -30,8 +30,8 @@ import msgpack
 import nacl.bindings as sodium
 from cryptography.hazmat.primitives.asymmetric import mlkem
 
-from kafkaratchet.certs import DEFAULT_SKEW, Certificate, Chain, Usage, issue_certificate, self_signed_root
-from kafkaratchet.identity import SigningIdentity
+from kafkaratchet.protocol.certs import DEFAULT_SKEW, Certificate, Chain, Usage, issue_certificate, self_signed_root
+from kafkaratchet.protocol.identity import SigningIdentity
 
 HERE = Path(__file__).resolve().parent
 NOW = 1_700_000_000
