@@ -35,6 +35,7 @@ from kafkaratchet.protocol.trust import (
     entry_digest,
 )
 from kafkaratchet.protocol.validation import ValidatedChain, chain_expiry
+from kafkaratchet.ratelimit import RateLimiter
 
 __all__ = ["Credentials", "chain_expiry", "outlives", "read_trust_file"]
 
@@ -97,7 +98,7 @@ class Credentials:
         self._trust_path = files.trust_path
         self._dirty = False
         self._last_persist = 0.0
-        self._logged: dict[str, float] = {}
+        self._limiter = RateLimiter(_LOG_INTERVAL)
         self._load_trust_entries(files.trust_updates, skipped)
 
     def wait_until(self, predicate: Callable[[Credentials], bool], timeout: float) -> bool:
@@ -212,13 +213,8 @@ class Credentials:
         self._notify()
 
     def _log_once(self, what: str, level: int, message: str, *args: object) -> None:
-        now = time.monotonic()
-        with self._lock:
-            last = self._logged.get(what)
-            if last is not None and now - last < _LOG_INTERVAL:
-                return
-            self._logged[what] = now
-        log.log(level, message, *args)
+        if self._limiter.allow(what):
+            log.log(level, message, *args)
 
     # -- the entries file --------------------------------------------------------------------------------
     def persist_trust(self, *, force: bool = False) -> None:

@@ -23,7 +23,6 @@ from kafkaratchet.files.settings import NodeSettings
 from kafkaratchet.files.store import KafkaCryptoStore
 from kafkaratchet.node.contract import ExchangeConsumer, ExchangeProducer
 from kafkaratchet.node.keytrade import KeyAnswers, KeyRequests
-from kafkaratchet.node.limits import RateLimiter
 from kafkaratchet.node.sealers import Sealers
 from kafkaratchet.node.state import WANT_TTL, ExchangeState
 from kafkaratchet.node.subscriptions import Subscriptions
@@ -31,6 +30,7 @@ from kafkaratchet.node.waiter import KeyWaiter
 from kafkaratchet.protocol.certs import Usage
 from kafkaratchet.protocol.identity import SigningIdentity
 from kafkaratchet.protocol.trust import TrustStore, scope_matches
+from kafkaratchet.ratelimit import RateLimiter
 
 __all__ = ["Commands", "ExchangeLoop"]
 

@@ -22,11 +22,11 @@ from kafkaratchet.files.seed import Ratchet
 from kafkaratchet.files.settings import NodeSettings
 from kafkaratchet.files.store import KafkaCryptoStore
 from kafkaratchet.node.exchange import Commands, ExchangeLoop
-from kafkaratchet.node.limits import RateLimiter
 from kafkaratchet.node.sealers import Sealers, TopicRoots
 from kafkaratchet.node.waiter import KeyWaiter
 from kafkaratchet.protocol.identity import derive_subkey
 from kafkaratchet.protocol.trust import TrustStore
+from kafkaratchet.ratelimit import RateLimiter
 
 __all__ = ["KafkaCrypto"]
 

@@ -18,7 +18,7 @@ from kafkaratchet.files.credentials import Credentials
 from kafkaratchet.files.keyring import KeyRing
 from kafkaratchet.files.settings import NodeSettings
 from kafkaratchet.node.contract import ExchangeProducer
-from kafkaratchet.node.limits import Backoff, RateLimiter
+from kafkaratchet.node.limits import Backoff
 from kafkaratchet.node.state import WANT_TTL, ExchangeState, Pending, Want
 from kafkaratchet.node.subscriptions import Subscriptions
 from kafkaratchet.protocol import keyexchange as kx
@@ -26,6 +26,7 @@ from kafkaratchet.protocol.certs import REASON_TOPIC_NOT_ALLOWED, REASON_USAGE_N
 from kafkaratchet.protocol.identity import SigningIdentity, fingerprint
 from kafkaratchet.protocol.kem import KemPrivateKey
 from kafkaratchet.protocol.trust import TrustStore
+from kafkaratchet.ratelimit import RateLimiter
 
 __all__ = ["KeyRequests", "KeyAnswers"]
 

@@ -10,8 +10,8 @@ import logging
 from typing import Any
 
 from kafkaratchet.node.contract import ExchangeConsumer, ExchangeProducer
-from kafkaratchet.node.limits import RateLimiter
 from kafkaratchet.node.state import ExchangeState
+from kafkaratchet.ratelimit import RateLimiter
 
 __all__ = ["Subscriptions"]
 

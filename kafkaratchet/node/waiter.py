@@ -17,10 +17,11 @@ from collections.abc import Callable
 
 from kafkaratchet.errors import DecryptionError, KafkaRatchetError, NotARecordError, UnsupportedVersionError
 from kafkaratchet.files.keyring import KeyRing
-from kafkaratchet.node.limits import Backoff, RateLimiter
+from kafkaratchet.node.limits import Backoff
 from kafkaratchet.node.message import KafkaCryptoMessage, Retrier, opened_message
 from kafkaratchet.node.sealers import TopicRoots
 from kafkaratchet.protocol.records import Role, is_sealed, key_id_of, open_sealed
+from kafkaratchet.ratelimit import RateLimiter
 
 __all__ = ["KeyWaiter", "MAX_FAILED_SLOTS", "WAIT_BACKOFF"]
 

@@ -51,6 +51,7 @@ from kafkaratchet.files.store import KafkaCryptoStore
 from kafkaratchet.protocol import keyexchange as kx
 from kafkaratchet.protocol.certs import Usage
 from kafkaratchet.protocol.identity import fingerprint
+from kafkaratchet.ratelimit import RateLimiter
 
 __all__ = ["KafkaCryptoController"]
 
@@ -143,7 +144,7 @@ class KafkaCryptoController:
         self.unverified = 0  # of those, the ones that name nobody verified (summed up, not one line each)
         self._tally = _UnverifiedTally(self.settings.log_interval)
         self._decided: collections.OrderedDict[tuple[bytes, bytes], None] = collections.OrderedDict()
-        self._last_logged: dict[tuple[str, str], float] = {}
+        self._limiter = RateLimiter(self.settings.log_interval)
         self._thread = threading.Thread(target=self._run, name=f"kafkaratchet-controller-{self.node_id}",
                                         daemon=True)
         self._thread.start()
@@ -232,12 +233,7 @@ class KafkaCryptoController:
         self.credentials.persist_trust()
 
     def _allow_log(self, key: tuple[str, str]) -> bool:
-        now = time.monotonic()
-        last = self._last_logged.get(key)
-        if last is not None and now - last < self.settings.log_interval:
-            return False
-        self._last_logged[key] = now
-        return True
+        return self._limiter.allow(key)
 
     def _handle_batch(self, tp: Any, records: list[Any]) -> None:
         from kafka.structs import OffsetAndMetadata
