@@ -8,11 +8,14 @@ difference). Layout: docs/PROTOCOL.md, section 5, "Test vectors".
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from vectorfiles import write_or_check
 
 from kafkaratchet.protocol import wire
 from kafkaratchet.protocol.certs import (
@@ -438,18 +441,7 @@ def render(name: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    check = "--check" in argv
-    status = 0
-    for name in FILES:
-        text = render(name)
-        path = HERE / name
-        if check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                sys.stderr.write(f"{name} differs from the generator\n")
-                status = 1
-        else:
-            path.write_text(text, encoding="utf-8")
-    return status
+    return write_or_check(HERE, {name: functools.partial(render, name) for name in FILES}, argv)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ are therefore byte-for-byte stable; ``--check`` compares instead of writing
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from typing import Any
 import msgpack
 import nacl.bindings as sodium
 from cryptography.hazmat.primitives.asymmetric import mlkem
+from vectorfiles import write_or_check
 
 from kafkaratchet.protocol.certs import DEFAULT_SKEW, Certificate, Chain, Usage, issue_certificate, self_signed_root
 from kafkaratchet.protocol.identity import SigningIdentity
@@ -473,18 +475,7 @@ def render(name: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    check = "--check" in argv
-    status = 0
-    for name in FILES:
-        text = render(name)
-        path = HERE / name
-        if check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                sys.stderr.write(f"{name} differs from the generator\n")
-                status = 1
-        else:
-            path.write_text(text, encoding="utf-8")
-    return status
+    return write_or_check(HERE, {name: functools.partial(render, name) for name in FILES}, argv)
 
 
 if __name__ == "__main__":

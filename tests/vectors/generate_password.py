@@ -22,6 +22,7 @@ from typing import Any
 
 import nacl.pwhash
 import nacl.signing
+from vectorfiles import write_or_check
 
 HERE = Path(__file__).resolve().parent
 NAME = "password_kdf.json"
@@ -77,15 +78,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    path = HERE / NAME
-    if "--check" in argv:
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            sys.stderr.write(f"{NAME} differs from the generator\n")
-            return 1
-        return 0
-    path.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(HERE, {NAME: render}, argv)
 
 
 if __name__ == "__main__":

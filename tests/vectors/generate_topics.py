@@ -13,6 +13,7 @@ from typing import Any
 
 import msgpack
 import nacl.bindings as sodium
+from vectorfiles import write_or_check
 
 from kafkaratchet.protocol.certs import Chain, Usage, issue_certificate
 from kafkaratchet.protocol.identity import SigningIdentity
@@ -48,15 +49,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    path = HERE / "topics.json"
-    text = render()
-    if "--check" in argv:
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            sys.stderr.write("topics.json differs from the generator\n")
-            return 1
-        return 0
-    path.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(HERE, {"topics.json": render}, argv)
 
 
 if __name__ == "__main__":

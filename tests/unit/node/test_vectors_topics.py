@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kafkaratchet.node.trusttopics import chain_record_key, entry_record_key
 from kafkaratchet.protocol.certs import Chain
+from tests.unit._vectors import VECTORS, cases, generator
 
-VECTORS = Path(__file__).resolve().parents[2] / "vectors"
-CASES = json.loads((VECTORS / "topics.json").read_text(encoding="utf-8"))["cases"]
+CASES = cases("topics.json")
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c["name"])
@@ -31,8 +28,4 @@ def test_a_renewal_with_the_same_rights_has_the_same_key() -> None:
 
 
 def test_the_file_is_what_the_generator_writes() -> None:
-    spec = importlib.util.spec_from_file_location("generate_topics", VECTORS / "generate_topics.py")
-    assert spec is not None and spec.loader is not None
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
-    assert (VECTORS / "topics.json").read_text(encoding="utf-8") == generator.render()
+    assert (VECTORS / "topics.json").read_text(encoding="utf-8") == generator("generate_topics").render()

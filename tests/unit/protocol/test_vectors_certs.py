@@ -6,9 +6,6 @@ error names (a ChainError reason, or an exception class name) are used.
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,19 +13,11 @@ import pytest
 from kafkaratchet import errors
 from kafkaratchet.protocol.certs import REASONS, Certificate, Chain
 from kafkaratchet.protocol.trust import LegacyTrustUpdateError, TrustStore, TrustUpdate
+from tests.unit._vectors import VECTORS, generator
+from tests.unit._vectors import cases as _cases
+from tests.unit._vectors import load as _load
 
-VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 FILES = ("certificates.json", "chains.json", "trust_updates.json")
-
-
-def _load(name: str) -> dict[str, Any]:
-    return json.loads((VECTORS / name).read_text(encoding="utf-8"))
-
-
-def _cases(name: str) -> list[dict[str, Any]]:
-    cases = _load(name)["cases"]
-    assert len(cases) > 0, f"{name} holds no cases"
-    return cases
 
 
 def _store(name: str) -> TrustStore:
@@ -61,10 +50,7 @@ def test_vector_counts() -> None:
 
 
 def test_generator_reproduces_the_files() -> None:
-    spec = importlib.util.spec_from_file_location("generate_certs", VECTORS / "generate_certs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = generator("generate_certs")
     for name in FILES:
         assert module.render(name) == (VECTORS / name).read_text(encoding="utf-8"), name
 

@@ -9,8 +9,6 @@ library writes itself decodes the same.
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -44,19 +42,11 @@ from kafkaratchet.protocol.keyexchange import (
 )
 from kafkaratchet.protocol.ratchet import DataKey
 from kafkaratchet.protocol.trust import TrustStore
+from tests.unit._vectors import VECTORS, generator
+from tests.unit._vectors import cases as _cases
+from tests.unit._vectors import load as _load
 
-VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 FILES = ("identity.json", "key_archive.json", "kem.json", "key_exchange.json")
-
-
-def _load(name: str) -> dict[str, Any]:
-    return json.loads((VECTORS / name).read_text(encoding="utf-8"))
-
-
-def _cases(name: str) -> list[dict[str, Any]]:
-    cases = _load(name)["cases"]
-    assert len(cases) > 0, f"{name} holds no cases"
-    return cases
 
 
 def _check_names(case: dict[str, Any]) -> None:
@@ -100,10 +90,7 @@ def test_vector_counts() -> None:
 
 
 def test_generator_reproduces_the_files() -> None:
-    spec = importlib.util.spec_from_file_location("generate_exchange", VECTORS / "generate_exchange.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = generator("generate_exchange")
     for name in FILES:
         assert module.render(name) == (VECTORS / name).read_text(encoding="utf-8"), name
 

@@ -8,10 +8,7 @@ two real v1 runs (about half a second each) and no v2 run to the suite.
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -32,9 +29,9 @@ from tests.unit._provisionkit import (
     run,
     snapshot,
 )
+from tests.unit._vectors import VECTORS, generator, load
 
-VECTORS = Path(__file__).resolve().parents[2] / "vectors"
-DATA: dict[str, Any] = json.loads((VECTORS / "password_kdf.json").read_text(encoding="utf-8"))
+DATA: dict[str, Any] = load("password_kdf.json")
 KDFS = {pw.KDF_V1.version: pw.KDF_V1, pw.KDF_V2.version: pw.KDF_V2}
 V1_MESSAGE = "this deployment was created with the v1 quick-start parameters"
 
@@ -92,18 +89,10 @@ def test_passwords_are_nfc_normalised(case: dict[str, Any]) -> None:
     assert pw.password_bytes(case["password"], "root password").hex() == case["utf8"]
 
 
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_password", VECTORS / "generate_password.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_generator_reproduces_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     """The generator (libsodium and the documented recipe only) writes exactly the file; its Argon2id calls
     go through the session memo, so this costs no derivation the known-answer tests did not already pay."""
-    module = _generator()
+    module = generator("generate_password")
     monkeypatch.setattr(module, "argon2id", lambda password, salt, opslimit, memlimit:
                         pw.derive_key(password, salt, opslimit=opslimit, memlimit=memlimit))
     assert module.render() == (VECTORS / "password_kdf.json").read_text(encoding="utf-8")
