@@ -165,10 +165,11 @@ class Credentials:
         """
         updates: list[TrustUpdate] = []
         for kind, value in records:
-            if self.trust.holds(entry_digest(value)):
+            digest = entry_digest(value)
+            if self.trust.holds(digest):
                 continue  # a replay of an entry we keep: a hash, not a signature check
             try:
-                update = TrustUpdate.decode(value)
+                update = TrustUpdate.decode(value, digest=digest)
             except LegacyTrustUpdateError:
                 self._log_once("legacy", logging.WARNING, "ignoring version 1 trust updates on the %slist "
                                "topic: they are no longer accepted; %s", kind, REPUBLISH_HINT)

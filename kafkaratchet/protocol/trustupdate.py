@@ -103,8 +103,10 @@ class TrustUpdate:
         verify(self.signer, TRUST_CONTEXT, self.body, self.signature)
 
     @classmethod
-    def decode(cls, data: bytes) -> TrustUpdate:
+    def decode(cls, data: bytes, *, digest: bytes | None = None) -> TrustUpdate:
         """Parse and check the signature; FormatError, LegacyTrustUpdateError or SignatureError.
+
+        ``digest`` is :func:`entry_digest` of ``data`` when the caller already computed it.
 
         Work before the signature check is bounded msgpack decoding of the body: the signer's
         chain is decoded only once the signature verified, and no topic pattern is compiled.
@@ -124,7 +126,8 @@ class TrustUpdate:
         verify(fields["signer"], TRUST_CONTEXT, body, signature)
         chain = None if raw_chain is None else Chain.decode(raw_chain)
         raw = bytes(data)
-        return cls(**fields, body=body, signature=signature, chain=chain, raw=raw, digest=entry_digest(raw))
+        return cls(**fields, body=body, signature=signature, chain=chain, raw=raw,
+                   digest=entry_digest(raw) if digest is None else digest)
 
     def __repr__(self) -> str:
         scope = "*" if self.topics is None else ",".join(self.topics)

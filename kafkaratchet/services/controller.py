@@ -222,18 +222,15 @@ class KafkaCryptoController:
                     self.credentials.offer_chain(record.value)
                 except KafkaRatchetError as exc:
                     # keyed by one of three topics and an error class: a flood costs a line per interval
-                    if self._allow_log((tp.topic, type(exc).__name__)):
+                    if self._limiter.allow((tp.topic, type(exc).__name__)):
                         log.info("ignored a message on %s: %s", tp.topic, exc)
                 except Exception as exc:  # a bug costs this record, not the ones behind it
-                    if self._allow_log(("bug", type(exc).__name__)):
+                    if self._limiter.allow(("bug", type(exc).__name__)):
                         log.error("unexpected %s handling a message on %s (ignored): %s", type(exc).__name__,
                                   tp.topic, exc)
         if trust:
             self.credentials.apply_trust_records(trust)
         self.credentials.persist_trust()
-
-    def _allow_log(self, key: tuple[str, str]) -> bool:
-        return self._limiter.allow(key)
 
     def _handle_batch(self, tp: Any, records: list[Any]) -> None:
         from kafka.structs import OffsetAndMetadata
@@ -262,7 +259,7 @@ class KafkaCryptoController:
         try:
             decision = self._decide(root, value, decided)
         except Exception as exc:  # a bug costs this record (refused), never the batch behind it
-            if self._allow_log(("bug", type(exc).__name__)):
+            if self._limiter.allow(("bug", type(exc).__name__)):
                 log.error("unexpected %s judging a record on %s (refused): %s", type(exc).__name__, topic, exc)
             decision = "internal-error"
         if isinstance(decision, str):
