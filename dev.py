@@ -4,6 +4,7 @@
     python3 dev.py demo     # the main job: encrypted round trip on the embedded broker
     python3 dev.py test     # lint, type check and the whole test suite (what CI runs)
     python3 dev.py bench    # the benchmark suite
+    python3 dev.py kafka up # Apache Kafka (3 KRaft nodes) on loopback; also: down, status
 
 Each command creates ``.venv`` on first use, installs the project into it with
 the extras it needs, then runs. Extra arguments go to the underlying command.
@@ -21,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("KAFKARATCHET_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-EXTRAS = {"demo": "broker", "test": "test,confluent", "bench": "test,bench"}
+EXTRAS = {"demo": "broker", "test": "test,confluent", "bench": "test,bench", "kafka": "test,confluent"}
 
 
 def _run(*cmd: str | os.PathLike[str]) -> int:
@@ -55,6 +56,8 @@ def main(argv: list[str]) -> int:
         return _run(BIN / "kafkaratchet", "demo", *rest)
     if command == "bench":
         return _run(BIN / "python", "-m", "bench", *rest)
+    if command == "kafka":
+        return _run(BIN / "python", "-m", "kafkaratchet.tools.apachekafka", *rest)
     code = _run(BIN / "ruff", "check", ".")
     if code:
         return code

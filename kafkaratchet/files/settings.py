@@ -58,6 +58,8 @@ class NodeSettings(SchemaSection):
     kems: str = "x25519,x25519-mlkem768"
     #: seconds between repeats of the same warning from the management thread
     log_interval: float = 60.0
+    #: create a missing key-exchange or trust topic (when the node's principal may create topics)
+    create_topics: bool = True
 
     def validate(self, source: str | os.PathLike[str] | None = None) -> None:
         where = f"{source}: " if source else ""

@@ -26,6 +26,7 @@ from kafkaratchet.node.keytrade import KeyAnswers, KeyRequests
 from kafkaratchet.node.sealers import Sealers
 from kafkaratchet.node.state import WANT_TTL, ExchangeState
 from kafkaratchet.node.subscriptions import Subscriptions
+from kafkaratchet.node.topiccreator import TopicCreator
 from kafkaratchet.node.waiter import KeyWaiter
 from kafkaratchet.protocol.certs import Usage
 from kafkaratchet.protocol.identity import SigningIdentity
@@ -37,6 +38,17 @@ __all__ = ["Commands", "ExchangeLoop"]
 log = logging.getLogger(__name__)
 
 _POLL_MS = 50
+
+
+def _admin_source(store: KafkaCryptoStore, kp: Any) -> dict[str, Any]:
+    """The Kafka settings to create topics with: the node's own, else those its key-exchange producer
+    was built with (a kafkacrypto-style caller may build its clients from settings of its own)."""
+    config = store.get_kafka_config("consumer", extra="crypto")
+    if not config.get("bootstrap_servers"):
+        built = getattr(kp, "config", None)
+        if isinstance(built, dict):
+            config = {k: v for k, v in built.items() if not k.endswith("serializer")}
+    return config
 
 
 class Commands:
@@ -80,7 +92,8 @@ class ExchangeLoop:
         self._stop = stop
         self.ready = threading.Event()
         self.state = ExchangeState()
-        self.subscriptions = Subscriptions(kc, kp, limiter)
+        self.subscriptions = Subscriptions(kc, kp, limiter, TopicCreator(
+            _admin_source(store, kp), settings, enabled=settings.create_topics))
         self.requests = KeyRequests(node_id, settings, identity, credentials, trust, ring, kp, self.subscriptions,
                                     limiter, waiter.notify)
         self.answers = KeyAnswers(settings, identity, credentials, trust, ring, kp, limiter)

@@ -11,6 +11,7 @@ from typing import Any
 
 from kafkaratchet.node.contract import ExchangeConsumer, ExchangeProducer
 from kafkaratchet.node.state import ExchangeState
+from kafkaratchet.node.topiccreator import TopicCreator
 from kafkaratchet.ratelimit import RateLimiter
 
 __all__ = ["Subscriptions"]
@@ -21,27 +22,46 @@ log = logging.getLogger(__name__)
 class Subscriptions:
     """Assigns partitions of the key-exchange consumer ``kc`` and pins their read positions.
 
-    ``kp`` (the key-exchange producer) creates a topic that does not exist yet by asking for its metadata.
+    A topic that does not exist yet is created through ``creator`` (when the node may) and otherwise
+    looked up again only after the creator's backoff: no metadata request a second for a missing topic.
     """
 
-    def __init__(self, kc: ExchangeConsumer, kp: ExchangeProducer, limiter: RateLimiter) -> None:
+    def __init__(self, kc: ExchangeConsumer, kp: ExchangeProducer, limiter: RateLimiter,
+                 creator: TopicCreator | None = None) -> None:
         self._kc = kc
         self._kp = kp
         self._limiter = limiter
+        self.creator = creator
 
     def partitions(self, topic: str) -> list[Any]:
+        """The partitions of ``topic``, creating it if it is missing; [] while it cannot be found."""
+        return self.resolve([topic]).get(topic, [])
+
+    def resolve(self, topics: list[str]) -> dict[str, list[Any]]:
+        """Partitions of those of ``topics`` that exist (or could be created now), one creation for all."""
         from kafka import TopicPartition
 
-        partitions = self._kc.partitions_for_topic(topic)
-        if not partitions:
-            try:
-                self._kp.partitions_for(topic)  # a producer's metadata request creates the topic
-            except Exception as exc:  # kafka-python raises its own errors (timeouts, auth)
-                if self._limiter.allow(("create", topic)):
-                    log.warning("cannot create or find topic %s: %s", topic, exc)
-                return []
+        creator = self.creator
+        found: dict[str, list[Any]] = {}
+        absent = []
+        for topic in topics:
+            if creator is not None and not creator.due(topic):
+                continue
             partitions = self._kc.partitions_for_topic(topic)
-        return [TopicPartition(topic, p) for p in sorted(partitions or ())]
+            if partitions:
+                found[topic] = [TopicPartition(topic, p) for p in sorted(partitions)]
+            else:
+                absent.append(topic)
+        if absent and creator is not None:
+            for topic in creator.ensure(absent):
+                # a topic just created may not be in the metadata yet: the next due lookup finds it
+                partitions = self._kc.partitions_for_topic(topic)
+                if partitions:
+                    found[topic] = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if creator is not None:
+            for topic in found:
+                creator.found(topic)
+        return found
 
     def follow(self, state: ExchangeState, topics: str | tuple[str, ...], start: Any) -> bool:
         """Assign every partition of ``topics`` and pin the read positions before returning.
@@ -52,10 +72,11 @@ class Subscriptions:
         """
         names = (topics,) if isinstance(topics, str) else topics
         tps: list[Any] = []
+        resolved = self.resolve([t for t in names if t not in state.following])
         for topic in names:
             if topic in state.following:
                 continue
-            found = self.partitions(topic)
+            found = resolved.get(topic)
             if found:
                 tps += found
             else:

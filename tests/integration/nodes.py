@@ -12,6 +12,7 @@ from kafka import TopicPartition
 
 from kafkaratchet import KafkaConsumer, KafkaCrypto, KafkaCryptoStore, KafkaProducer
 from kafkaratchet.files.provisioning import issue_node_chain, write_node
+from kafkaratchet.node.topicsetup import TopicSpec, ensure_topics
 from kafkaratchet.protocol.certs import self_signed_root
 from kafkaratchet.protocol.identity import SigningIdentity
 
@@ -91,6 +92,12 @@ class Cluster:
         node = Node(store, crypto, [kp, kc])
         self.nodes.append(node)
         return node
+
+    def topic(self, *names: str, partitions: int = 4, **configs: str) -> None:
+        """Create data topics (the cluster creates none by itself); an existing one is left as it is."""
+        specs = [TopicSpec(name, partitions, -1, configs) for name in names]
+        result = ensure_topics({"bootstrap_servers": self.bootstrap}, specs)
+        assert not result.missing, f"could not create {result.missing}: {result.failed}"
 
     def node(self, node_id: str, role: str, **kwargs: Any) -> Node:
         return self.start(self.provision(node_id, role, **kwargs))
