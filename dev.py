@@ -2,8 +2,10 @@
 """One entry point for a fresh machine that has nothing but python3.
 
     python3 dev.py demo     # the main job: encrypted round trip on the embedded broker
-    python3 dev.py test     # lint, type check and the whole test suite (what CI runs)
-    python3 dev.py bench    # the benchmark suite
+    python3 dev.py test     # lint, type check and the whole test suite (what CI runs):
+                            # on Apache Kafka when Java and Maven are on PATH, then a smoke
+                            # subset on the embedded broker; else all on the embedded broker
+    python3 dev.py bench    # the benchmark suite (--broker kafka|tansu, --help)
     python3 dev.py kafka up # Apache Kafka (3 KRaft nodes) on loopback; also: down, status
 
 Each command creates ``.venv`` on first use, installs the project into it with
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -64,9 +67,34 @@ def main(argv: list[str]) -> int:
     code = _run(BIN / "mypy")  # strict, configured in setup.cfg [mypy]
     if code:
         return code
-    code = _run(BIN / "python", "-m", "pytest", *rest)
+    return run_tests(rest)
+
+
+def test_broker() -> str:
+    """Apache Kafka (the reference) when it can run here; KAFKARATCHET_TEST_BROKER forces a choice."""
+    chosen = os.environ.get("KAFKARATCHET_TEST_BROKER")
+    if chosen:
+        return chosen
+    if shutil.which("java") and shutil.which("mvn"):
+        return "kafka"
+    print("Java and Maven are not both on PATH: the whole suite runs on the embedded broker (Tansu). "
+          "CI runs it on Apache Kafka (README, \"Two commands\").", flush=True)
+    return "tansu"
+
+
+def run_tests(rest: list[str]) -> int:
+    """The whole suite on the chosen engine; after Apache Kafka, the smoke subset on the embedded broker."""
+    broker = test_broker()
+    external = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    code = _run(BIN / "python", "-m", "pytest", f"--broker={broker}", *rest)
     if code == 5:
         print("pytest collected no tests: that is a failure here", file=sys.stderr)
+    if code or broker != "kafka" or external or rest:
+        return code
+    print("the smoke subset on the embedded broker (Tansu):", flush=True)
+    code = _run(BIN / "python", "-m", "pytest", "--broker=tansu", "-m", "smoke", "tests/integration")
+    if code == 5:
+        print("no smoke test was collected: that is a failure here", file=sys.stderr)
     return code
 
 

@@ -210,6 +210,22 @@ def unique(prefix: str) -> str:
     return f"{prefix}{os.urandom(4).hex()}"
 
 
+def create_topics(bootstrap: str, names: Sequence[str] = (), *, partitions: int = -1,
+                  specs: Sequence[Any] = ()) -> None:
+    """Create topics before a measurement writes to them: Apache Kafka here creates none on first use.
+
+    ``names`` get ``partitions`` (-1: the broker's default) and the broker's replication factor; ``specs`` are
+    :class:`~kafkaratchet.node.topicsetup.TopicSpec` as they are (key-exchange and trust topics with their settings,
+    what ``kafkaratchet topics create`` makes). Topics that exist already are left as they are.
+    """
+    from kafkaratchet.node.topicsetup import TopicSpec, ensure_topics
+
+    wanted = [TopicSpec(name, partitions, -1) for name in names] + list(specs)
+    result = ensure_topics({"bootstrap_servers": bootstrap}, wanted)
+    if result.missing:
+        raise RuntimeError(f"the bench could not create topics {result.missing}: {result.failed}")
+
+
 @contextlib.contextmanager
 def quiet_kafka() -> Iterator[None]:
     """kafka-python logs connection chatter (even at ERROR, on close); keep the table readable."""

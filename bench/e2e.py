@@ -1,7 +1,8 @@
 """End to end through the broker: a producer process and a consumer process, plaintext against encrypted.
 
-One run of a mode and a record size uses a fresh topic and two fresh processes (``multiprocessing`` spawn): a
-consumer assigned to every partition of the topic, and a producer. The producer
+One run of a mode and a record size uses a fresh topic (created by the bench with the broker's default
+partitions and replication: 4 and 3 on the Apache Kafka the bench starts, 3 and 1 on Tansu) and two fresh
+processes (``multiprocessing`` spawn): a consumer assigned to every partition of the topic, and a producer. The producer
 sends one warm-up record and the consumer reads it (for kafkaratchet this is the
 real key exchange; for kafkacrypto the producer's key is handed to the consumer
 process, see :mod:`bench.kcnode`); then the producer sends ``records`` records
@@ -13,7 +14,8 @@ time the producer started sending), both on the machine's monotonic clock. Both
 processes also report their CPU time per record; plaintext CPU ÷ encrypted CPU
 (producer plus consumer, per round) is the steadier companion of the throughput
 ratio on a machine whose other load comes and goes (the broker's CPU is not in it). Clients use kafka-python's
-defaults (``linger_ms=0``, ``batch_size=16384``, no compression, acks=all).
+defaults (``linger_ms=0``, ``batch_size=16384``, no compression, acks=all and idempotence: on Apache Kafka a batch
+is acknowledged once every in-sync replica, normally all 3, has it).
 
 The modes:
 
@@ -40,7 +42,7 @@ from typing import Any
 
 from kafkaratchet.node.clients import assign_all
 
-from .common import Summary, interleave, paired_ratios, quiet_kafka, size_label, unique
+from .common import Summary, create_topics, interleave, paired_ratios, quiet_kafka, size_label, unique
 
 MODES = ("plaintext", "padded", "idle-node", "kafkaratchet", "kafkacrypto")
 _TIMEOUT = 180.0
@@ -162,15 +164,9 @@ def run_once(mode: str, bootstrap: str, configs: tuple[Path, Path] | None, recor
     """One run; ``configs`` are the producer's and the consumer's node configs (None for plaintext)."""
     import multiprocessing
 
-    from kafka import KafkaProducer
-
     ctx = multiprocessing.get_context("spawn")
     topic = unique("e2e") + ".data"
-    creator = KafkaProducer(bootstrap_servers=bootstrap)
-    try:
-        creator.partitions_for(topic)  # auto-creates it, so the consumer can assign before anything is sent
-    finally:
-        creator.close()
+    create_topics(bootstrap, [topic])  # broker defaults, so the consumer can assign before anything is sent
     prod_parent, prod_child = ctx.Pipe()
     cons_parent, cons_child = ctx.Pipe()
     prod_cfg, cons_cfg = (str(configs[0]), str(configs[1])) if configs is not None else (None, None)

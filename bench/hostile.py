@@ -5,11 +5,15 @@ holds one authorised consumer identity. One run:
 
 1. A producer node and a consumer node are provisioned under the bench's root of trust, on a fresh root topic
    ``R``, with trust topics of their own (``<R>-chains``, ``<R>-allowlist``, ``<R>-denylist``): a run against a
-   real cluster never writes to its real trust topics. The producer seals a few records on ``R``; the consumer
+   real cluster never writes to its real trust topics. The bench creates every topic it writes to first, as an
+   administrator would on a cluster without automatic topic creation: ``R`` (the broker's default partitions),
+   ``R.reqs``, ``R.keys``, ``R.subs`` and the three trust topics (with the settings ``kafkaratchet topics create``
+   gives them). The producer seals a few records on ``R``; the consumer
    fetches the key once (warm), then an application consumer reads ``R`` for the whole run with deserializers
    that do not wait for missing keys.
-2. Hostile records are written with a raw kafka-python producer, on partition 0, in *cases*: one kind of record
-   on one topic (:data:`CASES`). Every case runs once per round; the order rotates from round to round
+2. Hostile records are written with a raw kafka-python producer, on partition 0 (on the compacted trust topics
+   with a record key, a digest of the value, as compaction demands), in *cases*: one kind of record on one topic
+   (:data:`CASES`). Every case runs once per round; the order rotates from round to round
    (:func:`bench.common.interleave`), with a *control* case that writes nothing. The kinds:
 
    * ``rewrapped``: every certificate of the nodes' chains and the root's self-signed certificate, wrapped as a
@@ -75,6 +79,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafkaratchet.errors import KafkaRatchetError
 from kafkaratchet.files.provisioning import ROLE_USAGES
 from kafkaratchet.node.clients import assign_all
+from kafkaratchet.node.trusttopics import entry_record_key
 from kafkaratchet.protocol import keyexchange as kx
 from kafkaratchet.protocol import wire
 from kafkaratchet.protocol.certs import (
@@ -93,7 +98,7 @@ from kafkaratchet.protocol.kem import KemPrivateKey, KemType
 from kafkaratchet.protocol.records import Role, seal
 from kafkaratchet.protocol.trust import TRUST_CONTEXT, TrustState, TrustUpdate, make_trust_update
 
-from .common import RunningNode, Summary, Trust, interleave, unique
+from .common import RunningNode, Summary, Trust, create_topics, interleave, unique
 
 #: the kinds of hostile records, and what each one is
 KINDS: dict[str, str] = {
@@ -285,7 +290,8 @@ class Scene:
                        "chains": self.crypto["chains_topic"], "reqs": self.root + ".reqs",
                        "subs": self.root + ".subs", "keys": self.root + ".keys", "data": self.root}
         self.stack = contextlib.ExitStack()
-        self.writer = KafkaProducer(bootstrap_servers=trust.bootstrap, linger_ms=20, batch_size=1 << 20,
+        # batches of 512 KiB: Apache Kafka refuses a batch over its max.message.bytes (1 MiB by default)
+        self.writer = KafkaProducer(bootstrap_servers=trust.bootstrap, linger_ms=20, batch_size=1 << 19,
                                     max_request_size=4 << 20, acks=1)
         self.stack.callback(self.writer.close)
         self.tails: dict[str, Tail] = {}
@@ -320,6 +326,11 @@ class Scene:
         return path
 
     def start(self) -> None:
+        from kafkaratchet.node.topicsetup import exchange_topic_specs, trust_topic_specs
+
+        create_topics(self.trust.bootstrap, [self.topics["data"]], specs=[
+            *trust_topic_specs([self.topics[label] for label in ("chains", "allowlist", "denylist")]),
+            *exchange_topic_specs(self.root)])
         self.configs = {"producer": self.provision("producer", "producer"),
                         "consumer": self.provision("consumer", "consumer")}
         self.stack.callback(self._close_nodes)
@@ -368,14 +379,20 @@ class Scene:
 
     # ------------------------------------------------------------------ the attacker's clients
     def send(self, label: str, values: list[bytes]) -> None:
+        """Write ``values`` to partition 0 of a topic; on the (compacted) trust topics each with a record key.
+
+        A compacted topic refuses records without a key (Apache Kafka does), so every record there, hostile or a
+        marker, gets the key an allowlist or denylist entry has (a digest of the value); readers ignore keys.
+        """
         topic = self.topics[label]
+        keyed = label in ("denylist", "allowlist", "chains")
         for value in values:
-            self.writer.send(topic, value=value, partition=0)
+            self.writer.send(topic, key=entry_record_key(value) if keyed else None, value=value, partition=0)
         self.writer.flush(timeout=_TIMEOUT)
 
     def tail(self, label: str) -> Tail:
         if label not in self.tails:
-            self.writer.partitions_for(self.topics[label])  # creates the topic if needed
+            self.writer.partitions_for(self.topics[label])  # waits for its metadata (created in start())
             self.tails[label] = Tail(self.trust.bootstrap, self.topics[label])
         return self.tails[label]
 

@@ -4,29 +4,41 @@ A producer node runs in its own process for the whole measurement. For each run
 it writes ``records`` records to a new root topic (``kx<random>.data``, so every
 run needs a key the consumer has never seen). Then a *fresh* consumer node is
 provisioned (new identity, new chain from the same root of trust) and started
-(its construction and ``wait_ready()`` are not timed). The clock starts when its
-application consumer subscribes (assigns every partition of the topic and seeks
-to the beginning) and stops at the first record that comes back decrypted;
-records returned undecryptable before it are counted, and so are any among all
-``records``. Deserializers use the default wait bound (``max_key_wait_intervals``
-× ``key_wait_interval`` = 5 s).
+(its construction and ``wait_ready()`` are not timed), ``settle`` seconds after the
+producer's last record was acknowledged (0.5 s by default: the producer is running,
+not starting; longer, it has idled). Its application consumer
+is assigned every partition of the topic from the beginning; the clock starts at
+its first ``poll()`` and stops at the first record that comes back decrypted, the
+whole key exchange in between (the request on ``R.reqs``, the producer's answer
+on ``R.keys``). Records returned undecryptable before it are counted, and so are
+any among all ``records``. Deserializers use the default wait bound
+(``max_key_wait_intervals`` × ``key_wait_interval`` = 5 s).
 
-Topics are created by the broker on first use (auto-creation; Tansu creates 4
-partitions). With ``partitions`` given, the data topic and the root's ``.reqs``
-and ``.keys`` topics are created beforehand with that many partitions instead,
-as a broker with another ``num.partitions`` would.
+The bench creates the data topic (the broker's default partitions and
+replication: 4 and 3 on the Apache Kafka the bench starts, 3 and 1 on Tansu).
+Variants, interleaved run by run:
+
+* ``admin``: ``R.reqs``, ``R.keys`` and ``R.subs`` are created beforehand with
+  the broker's defaults, as ``kafkaratchet topics create --root R`` does on a
+  cluster without automatic topic creation;
+* ``nodes``: nobody creates them beforehand: the producer node creates
+  ``R.reqs`` when it first seals for ``R``, the consumer node ``R.keys`` when it
+  first asks (the cost of a node creating a topic is then in the figure);
+* a number ``p``: all of them (the data topic too) created beforehand with ``p``
+  partitions.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from kafkaratchet.node.clients import assign_all
 
-from .common import RunningNode, Summary, Trust, quiet_kafka, unique
+from .common import RunningNode, Summary, Trust, create_topics, quiet_kafka, unique
 
 _TIMEOUT = 120.0
 
@@ -51,22 +63,31 @@ def producer_main(conn: Any, config: str) -> None:
             node.close()
 
 
-def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1) for name in names])
-    finally:
-        admin.close()
+VARIANTS = ("admin", "nodes")
 
 
-def one_run(trust: Trust, conn: Any, *, records: int, size: int, partitions: int | None,
+def variant_name(variant: str | int) -> str:
+    if variant == "admin":
+        return "key-exchange topics created beforehand"
+    if variant == "nodes":
+        return "key-exchange topics created by the nodes"
+    return f"all topics created beforehand with {variant} partition(s)"
+
+
+def one_run(trust: Trust, conn: Any, *, records: int, size: int, variant: str | int,
             settle: float = 0.5) -> dict[str, Any]:
+    from kafkaratchet.node.topicsetup import exchange_topic_specs
+
     root = unique("kx")
     topic = f"{root}.data"
-    if partitions is not None:
-        _create_topics(trust.bootstrap, [topic, root + ".reqs", root + ".keys"], partitions)
+    if variant == "nodes":
+        create_topics(trust.bootstrap, [topic])
+    elif variant == "admin":
+        create_topics(trust.bootstrap, [topic], specs=exchange_topic_specs(root))
+    else:
+        partitions = int(variant)
+        create_topics(trust.bootstrap, [topic], partitions=partitions, specs=[
+            replace(spec, partitions=partitions) for spec in exchange_topic_specs(root)])
     conn.send(("send", topic, records, size))
     if not conn.poll(_TIMEOUT) or conn.recv() != "sent":
         raise RuntimeError("the key-exchange producer did not write its records")
@@ -74,10 +95,10 @@ def one_run(trust: Trust, conn: Any, *, records: int, size: int, partitions: int
     node = RunningNode(trust.provision(f"kx-consumer-{root}", "consumer"))
     try:
         consumer = node.consumer()
-        started = time.monotonic()
         assign_all(consumer, topic)
         first: float | None = None
         before = undecryptable = seen = 0
+        started = time.monotonic()
         deadline = started + _TIMEOUT
         while seen < records and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=50).values():
@@ -96,7 +117,7 @@ def one_run(trust: Trust, conn: Any, *, records: int, size: int, partitions: int
 
 
 def run(trust: Trust, producer_config: Path, *, runs: int, records: int = 100, size: int = 64,
-        partition_variants: tuple[int | None, ...] = (None, 1),
+        variants: tuple[str | int, ...] = (*VARIANTS, 1), settle: float = 0.5,
         say: Callable[[str], None] = print) -> dict[str, Any]:
     import multiprocessing
 
@@ -104,19 +125,20 @@ def run(trust: Trust, producer_config: Path, *, runs: int, records: int = 100, s
     parent, child = ctx.Pipe()
     process = ctx.Process(target=producer_main, args=(child, str(producer_config)), daemon=True)
     process.start()
-    out: dict[str, Any] = {"records": records, "runs": runs, "variants": {}}
+    out: dict[str, Any] = {"records": records, "runs": runs, "settle_s": settle, "variants": {},
+                           "order": [variant_name(v) for v in variants]}
     try:
         if not parent.poll(_TIMEOUT) or parent.recv() != "ready":
             raise RuntimeError("the key-exchange producer did not start")
         results: dict[str, list[dict[str, Any]]] = {}
-        names = {p: "topics auto-created" if p is None else f"topics created with {p} partition(s)"
-                 for p in partition_variants}
-        for i in range(runs):  # variants interleaved run by run
-            for partitions in partition_variants:
-                results.setdefault(names[partitions], []).append(
-                    one_run(trust, parent, records=records, size=size, partitions=partitions))
+        for i in range(runs):  # variants interleaved run by run, the order rotating
+            shift = i % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
+                results.setdefault(variant_name(variant), []).append(
+                    one_run(trust, parent, records=records, size=size, variant=variant, settle=settle))
             say(f"    run {i + 1}/{runs}")
-        for name, rows in results.items():
+        for name in [variant_name(v) for v in variants]:
+            rows = results[name]
             out["variants"][name] = {
                 "first_decrypted_s": Summary.of([r["first_decrypted_s"] for r in rows]).as_dict(),
                 "worst_s": max((r["first_decrypted_s"] for r in rows), default=float("nan")),

@@ -28,7 +28,8 @@ from kafkaratchet.tools.broker import EmbeddedBroker
 log = logging.getLogger(__name__)
 
 #: SCRAM users of the test cluster (README "Creating the topics" names their ACLs); passwords per session.
-SASL_USERS = ("kr-admin", "kr-chainserver", "kr-controller", "kr-producer", "kr-consumer", "kr-outsider")
+SASL_USERS = ("kr-admin", "kr-chainserver", "kr-controller", "kr-producer", "kr-consumer", "kr-subscriber",
+              "kr-outsider")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -132,6 +132,17 @@ class KafkaCrypto:
         """Block until the management topics are being followed (tests, demos, daemons)."""
         return self.exchange.ready.wait(timeout)
 
+    def missing_topics(self) -> dict[str, str]:
+        """The key-exchange and trust topics this node needs but could neither find nor create, each with
+        why (its principal may not create topics, creation is off, or creation failed); {} when none is.
+
+        A topic leaves this map as soon as the node finds it. The node looks for a missing topic again
+        after a backoff (1 s, doubling to a minute), and logs one ERROR per topic with the command an
+        administrator runs to create it. A node whose trust topics are missing is not ready
+        (:meth:`wait_ready`); this says why."""
+        creator = self.exchange.subscriptions.creator
+        return {} if creator is None else creator.missing.copy()
+
     def __enter__(self) -> KafkaCrypto:
         return self
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from kafkaratchet.errors import ChainError, FormatError, KafkaRatchetError
 from kafkaratchet.files.credentials import Credentials
@@ -33,6 +33,9 @@ __all__ = ["KeyRequests", "KeyAnswers"]
 log = logging.getLogger(__name__)
 
 _MAX_RETRY = 30.0
+#: a key-exchange topic not found yet (being created, or not in the metadata yet): asked again this soon; the
+#: topic creator's own backoff (1 s doubling to 60 s) paces the lookups of a topic that stays missing
+_TOPIC_RETRY = 1.0
 #: refusals raised only after the request's signature and the requester's chain verified (ValidatedChain.require):
 #: the sender is identified, so it may have a log line of its own; any other refusal names a signer the
 #: sender chose, and all of them share one rate limit per root
@@ -80,13 +83,19 @@ class KeyRequests:
                 del state.wants[root]
                 continue
             if now >= want.next_request:
-                if self._request(state, root, want.key_ids):
+                outcome = self._request(state, root, want.key_ids)
+                if outcome == "sent":
                     want.next_request = now + want.retry
                     want.retry = self._retry.after(want.retry)
+                elif outcome == "no-topic":
+                    want.next_request = now + _TOPIC_RETRY
                 else:
                     want.next_request = now + _MAX_RETRY
 
-    def _request(self, state: ExchangeState, root: str, wanted: dict[bytes, float]) -> bool:
+    def _request(self, state: ExchangeState, root: str, wanted: dict[bytes, float]
+                 ) -> Literal["sent", "no-topic", "no-chain"]:
+        """Ask for ``wanted`` keys of ``root``: "sent", "no-topic" (R.keys, or the topic the request goes to,
+        cannot be used yet) or "no-chain" (this node has no chain to ask with)."""
         # the most recently wanted ids first: bogus ids written into a data topic cannot crowd out a real one
         key_ids = sorted(wanted, key=wanted.__getitem__, reverse=True)[:kx.MAX_KEY_IDS]
         found = self._credentials.chain_for(Usage.CONSUME, root)
@@ -103,20 +112,24 @@ class KeyRequests:
             if fallback is None:
                 fallback = self._credentials.any_chain(Usage.SUBSCRIBE)
             if fallback is None:
-                return False
+                return "no-chain"
             chain = fallback
         else:
             chain = found[0]
         if not self._subscriptions.follow(state, root + self._settings.keys_suffix, "end"):
-            return False  # cannot pin where answers will appear yet: try again later
+            return "no-topic"  # cannot pin where answers will appear yet: try again later
+        topic = root + (self._settings.reqs_suffix if direct else self._settings.subs_suffix)
+        # the request topic must exist (created here if it is missing and the node may): a producer's send
+        # to a missing topic would block this thread for max_block_ms (60 s) and then fail
+        if not self._subscriptions.partitions(topic):
+            return "no-topic"
         kems = [KemPrivateKey(kem) for kem in self._kems]
         request = kx.make_request(self._identity, chain, root, key_ids, kems)
         state.add_pending(request.request_id, Pending(root, frozenset(key_ids), {k.kem: k for k in kems},
                                                       time.monotonic()))
-        topic = root + (self._settings.reqs_suffix if direct else self._settings.subs_suffix)
         self._kp.send(topic, value=request.raw)
         log.debug("asked for %d key(s) of root %s on %s", len(key_ids), root, topic)
-        return True
+        return "sent"
 
     def on_answer(self, state: ExchangeState, topic: str, value: bytes) -> None:
         """An answer on ``R.keys``: install the keys it brings if it answers an open request of ours."""

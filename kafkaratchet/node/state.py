@@ -56,6 +56,7 @@ class ExchangeState:
     bite_roots: set[str] = field(default_factory=set)  # produced roots whose keys a denial wants replaced
     last_bite: float = 0.0
     last_maintenance: float = 0.0
+    last_activity: float = 0.0  # start, the last command, new subscription or record read (busy: fetch eagerly)
 
     def add_pending(self, request_id: bytes, pending: Pending) -> None:
         self.pending[request_id] = pending

@@ -7,9 +7,11 @@ exchange loop's thread calls this, with the loop's state.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from kafkaratchet.node.contract import ExchangeConsumer, ExchangeProducer
+from kafkaratchet.node.lookups import TopicLookups
 from kafkaratchet.node.state import ExchangeState
 from kafkaratchet.node.topiccreator import TopicCreator
 from kafkaratchet.ratelimit import RateLimiter
@@ -24,14 +26,18 @@ class Subscriptions:
 
     A topic that does not exist yet is created through ``creator`` (when the node may) and otherwise
     looked up again only after the creator's backoff: no metadata request a second for a missing topic.
+    Partitions and offsets are looked up on ``lookups``: by default ``kc`` itself; a running exchange
+    loop gives it an admin client (:mod:`.lookups`) that asks for one topic at a time and never waits
+    behind the consumer's fetches.
     """
 
     def __init__(self, kc: ExchangeConsumer, kp: ExchangeProducer, limiter: RateLimiter,
-                 creator: TopicCreator | None = None) -> None:
+                 creator: TopicCreator | None = None, lookups: TopicLookups | None = None) -> None:
         self._kc = kc
         self._kp = kp
         self._limiter = limiter
         self.creator = creator
+        self.lookups: TopicLookups = kc if lookups is None else lookups
 
     def partitions(self, topic: str) -> list[Any]:
         """The partitions of ``topic``, creating it if it is missing; [] while it cannot be found."""
@@ -47,7 +53,7 @@ class Subscriptions:
         for topic in topics:
             if creator is not None and not creator.due(topic):
                 continue
-            partitions = self._kc.partitions_for_topic(topic)
+            partitions = self.lookups.partitions_for_topic(topic)
             if partitions:
                 found[topic] = [TopicPartition(topic, p) for p in sorted(partitions)]
             else:
@@ -55,7 +61,7 @@ class Subscriptions:
         if absent and creator is not None:
             for topic in creator.ensure(absent):
                 # a topic just created may not be in the metadata yet: the next due lookup finds it
-                partitions = self._kc.partitions_for_topic(topic)
+                partitions = self.lookups.partitions_for_topic(topic)
                 if partitions:
                     found[topic] = [TopicPartition(topic, p) for p in sorted(partitions)]
         if creator is not None:
@@ -71,6 +77,15 @@ class Subscriptions:
         ``state.unresolved`` and followed later; returns whether all of ``topics`` are followed now.
         """
         names = (topics,) if isinstance(topics, str) else topics
+        try:
+            return self._follow(state, names, start)
+        except Exception:  # a broker error mid-way: maintain() tries again, nothing is forgotten
+            for topic in names:
+                if topic not in state.following:
+                    state.unresolved.setdefault(topic, start)
+            raise
+
+    def _follow(self, state: ExchangeState, names: tuple[str, ...], start: Any) -> bool:
         tps: list[Any] = []
         resolved = self.resolve([t for t in names if t not in state.following])
         for topic in names:
@@ -83,18 +98,21 @@ class Subscriptions:
                 state.unresolved[topic] = start
         if not tps:
             return all(topic in state.following for topic in names)
-        state.assigned.update(tps)
-        self._kc.assign(sorted(state.assigned, key=lambda tp: (tp.topic, tp.partition)))
+        lookups = self.lookups
+        assignment = sorted(state.assigned.union(tps), key=lambda tp: (tp.topic, tp.partition))
         if start == "beginning":
-            offsets = self._kc.beginning_offsets(tps)
+            offsets = lookups.beginning_offsets(tps)
         else:
-            offsets = self._kc.end_offsets(tps)
+            offsets = lookups.end_offsets(tps)
             if isinstance(start, tuple):
-                found_at = self._kc.offsets_for_times({tp: int(start[1] * 1000) for tp in tps})
+                found_at = lookups.offsets_for_times({tp: int(start[1] * 1000) for tp in tps})
                 offsets = {tp: (found_at[tp].offset if found_at.get(tp) is not None else offsets[tp])
                            for tp in tps}
+        state.assigned.update(tps)
+        self._kc.assign(assignment)
         for tp in tps:
             self._kc.seek(tp, offsets[tp])
+        state.last_activity = time.monotonic()  # the new partitions' first fetches should not wait long
         for topic in {tp.topic for tp in tps}:
             state.following[topic] = start if isinstance(start, str) else "time"
             state.unresolved.pop(topic, None)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 _MIN_BACKOFF = 1.0
 _MAX_BACKOFF = 60.0
 
+
 class TopicCreator:
     """A node's side: create a missing key-exchange or trust topic when allowed, else say which is missing.
 
@@ -42,6 +43,8 @@ class TopicCreator:
         self._next: dict[str, tuple[float, float]] = {}  # topic -> (next attempt, current delay)
         #: topic -> why it is missing (the node's principal may not create it, or creation failed)
         self.missing: dict[str, str] = {}
+        #: a ``KafkaAdminClient`` to create topics with (the running loop's lookup client); None: one per attempt
+        self.admin: Any = None
 
     def spec(self, topic: str) -> TopicSpec:
         s = self._settings
@@ -75,7 +78,7 @@ class TopicCreator:
                 self._missing(topic, "it does not exist and topic creation is off ([crypto] create_topics)")
             return []
         try:
-            result = ensure_topics(self._config, [self.spec(t) for t in topics])
+            result = ensure_topics(self._config, [self.spec(t) for t in topics], admin=self.admin)
         except Exception as exc:  # no broker, a client error: weather, tried again after the backoff
             log.debug("cannot create topics %s now: %s: %s", ", ".join(topics), type(exc).__name__, exc)
             return []

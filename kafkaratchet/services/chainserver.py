@@ -27,6 +27,8 @@ from kafkaratchet.errors import ConfigError, KafkaRatchetError
 from kafkaratchet.files.credentials import Credentials
 from kafkaratchet.files.settings import ChainServerSettings, NodeSettings
 from kafkaratchet.files.store import KafkaCryptoStore
+from kafkaratchet.node.topiccreator import TopicCreator
+from kafkaratchet.node.topicsetup import TopicSpec, check_topics
 from kafkaratchet.node.trusttopics import chain_record_key
 from kafkaratchet.protocol.certs import Chain, Usage, issue_certificate, topics_narrow
 from kafkaratchet.protocol.identity import PUBLIC_KEY_SIZE, fingerprint
@@ -74,6 +76,12 @@ class KafkaCryptoChainServer:
         self.refresh_fraction = chain_settings.chain_refresh_fraction
         self.credentials = Credentials(self.store, clock_skew=self.settings.clock_skew)
         self._kp = kp
+        # the chains topic is created when missing (and allowed), as a node creates its trust topics: a send to a
+        # missing topic would block for the producer's max_block_ms (60 s) and fail
+        self._admin_config = self.store.get_kafka_config("consumer", extra="crypto")
+        self._creator = TopicCreator(self._admin_config, self.settings, enabled=self.settings.create_topics)
+        # without Kafka settings of its own (a caller's kp) there is nothing to check the topic with
+        self._topic_ready = not self._admin_config.get("bootstrap_servers")
         self._issued: dict[bytes, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -137,8 +145,11 @@ class KafkaCryptoChainServer:
                           f"{','.join(sorted(served.usages))} on {topics}")
 
     def run_once(self, now: float | None = None) -> int:
-        """Issue and publish every chain that is missing or within its refresh window; returns how many."""
+        """Issue and publish every chain that is missing or within its refresh window; returns how many
+        (0 while the chains topic does not exist and cannot be created: an ERROR names it once)."""
         now = time.time() if now is None else now
+        if not self._chains_topic_ready():
+            return 0
         producer = self._producer()
         count = 0
         for served in self.served():
@@ -157,6 +168,21 @@ class KafkaCryptoChainServer:
             count += 1
             log.info("issued a %d s chain for %s", self.lifetime, fingerprint(served.public_key))
         return count
+
+    def _chains_topic_ready(self) -> bool:
+        """Whether the chains topic exists, creating it if it is missing; looked up again only after a backoff."""
+        topic = self.settings.chains_topic
+        if self._topic_ready or not self._creator.due(topic):
+            return self._topic_ready
+        try:
+            exists = not check_topics(self._admin_config, [TopicSpec(topic)]).missing
+        except Exception as exc:  # no broker yet: weather, looked up again after the backoff
+            log.debug("cannot look up topic %s now: %s: %s", topic, type(exc).__name__, exc)
+            return False
+        if exists or topic in self._creator.ensure([topic]):
+            self._creator.found(topic)
+            self._topic_ready = True
+        return self._topic_ready
 
     def _producer(self) -> Any:
         if self._kp is None:

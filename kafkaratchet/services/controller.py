@@ -48,6 +48,7 @@ from kafkaratchet.errors import (
 from kafkaratchet.files.credentials import Credentials
 from kafkaratchet.files.settings import NodeSettings
 from kafkaratchet.files.store import KafkaCryptoStore
+from kafkaratchet.node.topiccreator import TopicCreator
 from kafkaratchet.protocol import keyexchange as kx
 from kafkaratchet.protocol.certs import Usage
 from kafkaratchet.protocol.identity import fingerprint
@@ -136,6 +137,10 @@ class KafkaCryptoController:
         self._kp = kp
         self._kc = kc
         self._mgmt: Any = None
+        self._trust_partitions: dict[str, list[int]] = {}
+        # the trust topics are created when missing (and allowed), as a node creates them; looked up with a backoff
+        self._creator = TopicCreator(self.store.get_kafka_config("consumer", extra="crypto"), self.settings,
+                                     enabled=self.settings.create_topics)
         self._fault = os.environ.get(_FAULT_ENV, "")
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -184,8 +189,10 @@ class KafkaCryptoController:
         suffix = re.escape(self.settings.subs_suffix)
         while not self._stop.is_set():
             try:
-                if self._mgmt is None:
-                    self._mgmt = self._follow_management()
+                if not self._ready.is_set():
+                    if not self._follow_management():
+                        self._stop.wait(0.2)  # a trust topic is missing: looked up again after its backoff
+                        continue
                     self._kc.subscribe(pattern=f"^.+{suffix}$")
                     self._ready.set()
                 self._poll_management()
@@ -196,17 +203,28 @@ class KafkaCryptoController:
                 log.warning("controller %s: %s: %s (continuing)", self.node_id, type(exc).__name__, exc)
                 self._stop.wait(0.5)
 
-    def _follow_management(self) -> Any:
+    def _follow_management(self) -> bool:
+        """Read the trust topics from the beginning, once all three exist (each created if it is missing and
+        the controller may); False while one cannot be found yet."""
         from kafka import KafkaConsumer, TopicPartition
 
-        consumer = KafkaConsumer(**self.store.get_kafka_config("consumer", extra="crypto"))
-        tps = []
-        for topic in (self.settings.chains_topic, self.settings.allowlist_topic, self.settings.denylist_topic):
-            partitions = consumer.partitions_for_topic(topic) or self._kp.partitions_for(topic)
-            tps += [TopicPartition(topic, p) for p in sorted(partitions or ())]
-        consumer.assign(tps)
-        consumer.seek_to_beginning()
-        return consumer
+        if self._mgmt is None:
+            self._mgmt = KafkaConsumer(**self.store.get_kafka_config("consumer", extra="crypto"))
+        topics = (self.settings.chains_topic, self.settings.allowlist_topic, self.settings.denylist_topic)
+        for topic in topics:
+            if topic in self._trust_partitions or not self._creator.due(topic):
+                continue
+            partitions = self._mgmt.partitions_for_topic(topic)
+            if not partitions and topic in self._creator.ensure([topic]):
+                partitions = self._mgmt.partitions_for_topic(topic)  # just created: may take a lookup more
+            if partitions:
+                self._trust_partitions[topic] = sorted(partitions)
+                self._creator.found(topic)
+        if len(self._trust_partitions) < len(topics):
+            return False
+        self._mgmt.assign([TopicPartition(t, p) for t in topics for p in self._trust_partitions[t]])
+        self._mgmt.seek_to_beginning()
+        return True
 
     def _poll_management(self) -> None:
         trust: list[tuple[str, bytes]] = []

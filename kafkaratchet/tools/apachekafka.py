@@ -171,7 +171,8 @@ def _alive(pid: int) -> bool:
 
 def _ours(pid: int, workdir: Path) -> bool:
     """Is ``pid`` still a broker of the cluster in ``workdir`` (and not a recycled PID)?"""
-    return _alive(pid) and str(workdir) in _cmdline(pid) and _MAIN in _cmdline(pid)
+    command = _cmdline(pid)
+    return _alive(pid) and (str(workdir) + os.sep) in command and _MAIN in command
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -1,4 +1,4 @@
-"""``kafkaratchet``: the command-line entry point (demo, keyinfo)."""
+"""``kafkaratchet``: the command-line entry point (demo, keyinfo, topics)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from kafkaratchet.tools.clirunner import ArgumentParser, add_verbosity_flags, run
+from kafkaratchet.tools.topicscli import add_topics_parser
 
 __all__ = ["main", "build_parser", "PROG"]
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_demo_parser(commands)
     _add_keyinfo_parser(commands)
+    add_topics_parser(commands)
     return parser
 
 
@@ -64,13 +66,18 @@ def _run(args: argparse.Namespace) -> int:
         from kafkaratchet.tools.demo import main as demo_main
 
         return demo_main(args.bootstrap_servers, args.records, args.size, args.keep, sys.stdout)
+    if args.command == "topics":
+        from kafkaratchet.tools.topicscli import main as topics_main
+
+        return topics_main(args, sys.stdout)
     from kafkaratchet.tools.keyinfo import main as keyinfo_main
 
     return keyinfo_main(args.config, as_json=args.json, warn_within=args.warn_within, out=sys.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; the exit status follows :mod:`kafkaratchet.tools.clirunner` (keyinfo: 1 also for a warning)."""
+    """Run one command; the exit status follows :mod:`kafkaratchet.tools.clirunner` (keyinfo: 1 also for a
+    warning; topics: 1 when a topic could not be created or is set up wrong)."""
     return run(PROG, build_parser(), _run, argv)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kafkaratchet.errors import BrokerError
 from kafkaratchet.files.provisioning import issue_node_chain, write_node
 from kafkaratchet.protocol.certs import self_signed_root
 from kafkaratchet.protocol.identity import SigningIdentity
@@ -68,6 +69,7 @@ def run_demo(bootstrap: str, workdir: Path, records: int, size: int, out: Any) -
         producer_node, consumer_node = nodes[0][0], nodes[1][0]
         for node, _, _ in nodes:
             node.wait_ready(30)
+        _create_topic(stores["demo-producer"].get_kafka_config("producer"), topic)
 
         producer = KafkaProducer(**stores["demo-producer"].get_kafka_config("producer"), linger_ms=5,
                                  value_serializer=producer_node.getValueSerializer(),
@@ -125,6 +127,17 @@ def run_demo(bootstrap: str, workdir: Path, records: int, size: int, out: Any) -
             kc.close()
     return DemoResult(records, decrypted, undecryptable, first if first is not None else float("nan"),
                       produce_rate, consume_rate, raw_checked, leaks)
+
+
+def _create_topic(kafka_config: dict[str, Any], topic: str) -> None:
+    """The demo's data topic, with the broker's default partitions and replication: a cluster without
+    automatic topic creation has none, and a send to a missing topic blocks for a minute and fails."""
+    from kafkaratchet.node.topicsetup import TopicSpec, ensure_topics
+
+    result = ensure_topics(kafka_config, [TopicSpec(topic)])
+    if result.missing:
+        why = result.failed.get(topic, "this principal may not create topics")
+        raise BrokerError(f"cannot create the demo topic {topic}: {why}")
 
 
 def main(bootstrap: str | None, records: int, size: int, keep: Path | None, out: Any) -> int:

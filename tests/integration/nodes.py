@@ -12,7 +12,8 @@ from kafka import TopicPartition
 
 from kafkaratchet import KafkaConsumer, KafkaCrypto, KafkaCryptoStore, KafkaProducer
 from kafkaratchet.files.provisioning import issue_node_chain, write_node
-from kafkaratchet.node.topicsetup import TopicSpec, ensure_topics
+from kafkaratchet.node.topicsetup import TopicSpec, ensure_topics, exchange_topic_specs
+from kafkaratchet.node.trusttopics import entry_record_key
 from kafkaratchet.protocol.certs import self_signed_root
 from kafkaratchet.protocol.identity import SigningIdentity
 
@@ -94,10 +95,12 @@ class Cluster:
         return node
 
     def topic(self, *names: str, partitions: int = 4, **configs: str) -> None:
-        """Create data topics (the cluster creates none by itself); an existing one is left as it is."""
-        specs = [TopicSpec(name, partitions, -1, configs) for name in names]
-        result = ensure_topics({"bootstrap_servers": self.bootstrap}, specs)
-        assert not result.missing, f"could not create {result.missing}: {result.failed}"
+        """Create data topics: :func:`create_topics`."""
+        create_topics(self.bootstrap, *names, partitions=partitions, **configs)
+
+    def exchange_topics(self, root: str) -> list[str]:
+        """Create ``root``'s key-exchange topics, as a node of that root would (for tests that play one by hand)."""
+        return create_exchange_topics(self.bootstrap, root)
 
     def node(self, node_id: str, role: str, **kwargs: Any) -> Node:
         return self.start(self.provision(node_id, role, **kwargs))
@@ -105,6 +108,50 @@ class Cluster:
     def close(self) -> None:
         for node in reversed(self.nodes):
             node.close()
+
+
+def create_topics(bootstrap: str, *names: str, partitions: int = 4, **configs: str) -> None:
+    """Create data topics with the broker's replication factor (the cluster creates none by itself);
+    an existing one is left as it is. Clients find a new topic at their next metadata request."""
+    specs = [TopicSpec(name, partitions, -1, configs) for name in names]
+    result = ensure_topics({"bootstrap_servers": bootstrap}, specs)
+    assert not result.missing, f"could not create {result.missing}: {result.failed}"
+
+
+def create_exchange_topics(bootstrap: str, root: str) -> list[str]:
+    """``root.reqs``, ``root.keys`` and ``root.subs`` with the settings a node gives them; their names."""
+    specs = exchange_topic_specs(root)
+    result = ensure_topics({"bootstrap_servers": bootstrap}, specs)
+    assert not result.missing, f"could not create {result.missing}: {result.failed}"
+    return [spec.name for spec in specs]
+
+
+def publish_trust(bootstrap: str, topic: str, *values: bytes) -> None:
+    """Write trust records the way ``kafkaratchet-provision`` does, keyed for the compacted trust topics
+    (a compacted topic refuses records without a key), and wait until the broker has them all."""
+    from kafka import KafkaProducer as RawProducer
+
+    producer = RawProducer(bootstrap_servers=bootstrap)
+    try:
+        for future in [producer.send(topic, key=entry_record_key(v), value=v) for v in values]:
+            future.get(timeout=30)
+    finally:
+        producer.close()
+
+
+def read_to_end(consumer: Any, timeout: float = 60.0) -> list[Any]:
+    """Every record of the consumer's assigned partitions up to their end offsets as of this call.
+
+    Counts positions, not records: an end offset is one past the last offset of a partition, which
+    is not the number of records it holds (compaction, control records, a log start above 0)."""
+    ends = consumer.end_offsets(list(consumer.assignment()))
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while any(consumer.position(tp) < end for tp, end in ends.items()):
+        assert time.monotonic() < deadline, f"not at the end offsets {ends} after {timeout:.0f} s"
+        for batch in consumer.poll(timeout_ms=200).values():
+            records.extend(batch)
+    return records
 
 
 def drain(consumer: KafkaConsumer, count: int, timeout: float = 60.0,

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from .nodes import create_topics
+
+if TYPE_CHECKING:
+    from ..conftest import KafkaEngine
+
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.smoke
 def test_produce_and_consume_every_partition(kafka_bootstrap: str, unique_root: str) -> None:
+    create_topics(kafka_bootstrap, unique_root, partitions=4)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     sent = {f"k{i}".encode(): os.urandom(16) for i in range(40)}
     for key, value in sent.items():
@@ -21,7 +29,7 @@ def test_produce_and_consume_every_partition(kafka_bootstrap: str, unique_root: 
 
     consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
     partitions = consumer.partitions_for_topic(unique_root)
-    assert partitions, "topic was not created"
+    assert partitions == {0, 1, 2, 3}, "the topic was created with 4 partitions"
     consumer.assign([TopicPartition(unique_root, p) for p in partitions])
     consumer.seek_to_beginning()
     received: dict[bytes, bytes] = {}
@@ -33,8 +41,12 @@ def test_produce_and_consume_every_partition(kafka_bootstrap: str, unique_root: 
     assert received == sent
 
 
-def test_embedded_broker_is_loopback_only(kafka_bootstrap: str) -> None:
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        pytest.skip("an external cluster was given; the embedded broker is not running")
-    host, _, port = kafka_bootstrap.rpartition(":")
-    assert host == "127.0.0.1" and int(port) > 0
+def test_a_broker_started_here_listens_on_loopback_only(kafka_engine: KafkaEngine) -> None:
+    if kafka_engine.kind == "external":
+        pytest.skip("an external cluster was given (KAFKA_BOOTSTRAP_SERVERS); no broker was started here")
+    addresses = kafka_engine.bootstrap_servers.split(",")
+    if kafka_engine.sasl_bootstrap_servers:
+        addresses += kafka_engine.sasl_bootstrap_servers.split(",")
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        assert host == "127.0.0.1" and int(port) > 0, address

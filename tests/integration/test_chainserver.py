@@ -30,6 +30,7 @@ def test_twenty_second_chains_across_three_expiries_then_death(cluster: Cluster,
     server.add_key(prod.crypto.public_key, {Usage.PRODUCE})
     server.add_key(cons.crypto.public_key, {Usage.CONSUME})
     server.start()
+    cluster.topic(unique_root)
     producer = prod.producer()
     producer.send(unique_root, value=b"first")
     producer.flush()

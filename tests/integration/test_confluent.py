@@ -15,10 +15,12 @@ confluent_kafka = pytest.importorskip("confluent_kafka", reason="confluent-kafka
                                       "(pip install 'kafkaratchet[confluent]')")
 
 
+@pytest.mark.smoke
 def test_confluent_round_trip(cluster: Cluster, unique_root: str) -> None:
     prod = cluster.node("prod", "producer")
     cons = cluster.node("cons", "consumer")
     topic = f"{unique_root}.cf"
+    cluster.topic(topic)
     config = producer_config(prod.crypto, {"bootstrap.servers": cluster.bootstrap})
     producer = confluent_kafka.SerializingProducer(config)
     sent = {b"k%d" % i: b"confluent value %d" % i for i in range(10)}

@@ -9,38 +9,25 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from kafkaratchet.files.credentials import Credentials
 from kafkaratchet.files.store import KafkaCryptoStore
+from kafkaratchet.node.clients import assign_all
 from kafkaratchet.protocol import keyexchange as kx
 from kafkaratchet.protocol import wire
 from kafkaratchet.protocol.certs import Chain, issue_certificate
 from kafkaratchet.protocol.identity import SigningIdentity, fingerprint
 from kafkaratchet.protocol.kem import KemPrivateKey, KemType
 from kafkaratchet.services.controller import KafkaCryptoController
-from kafkaratchet.tools.broker import EmbeddedBroker
 
 from .nodes import Cluster, drain
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def kafka_bootstrap() -> Iterator[str]:
-    """A broker of these tests' own (unless a cluster is given): a controller's pattern subscription
-    covers every R.subs topic, and the other tests' leftover topics would only slow its rebalances."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
-        return
-    with EmbeddedBroker() as broker:
-        yield broker.bootstrap_servers
 
 
 def start_controller(cluster: Cluster, store: KafkaCryptoStore, group: str) -> tuple[KafkaCryptoController, list[Any]]:
@@ -53,17 +40,20 @@ def start_controller(cluster: Cluster, store: KafkaCryptoStore, group: str) -> t
     return controller, [kp, kc]
 
 
+@pytest.mark.smoke
 def test_limited_consumer_decrypts_only_while_a_controller_runs(cluster: Cluster, unique_root: str,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="kafkaratchet.audit")
     prod = cluster.node("prod", "producer")
     limited = cluster.node("limited", "consumer-limited")
+    cluster.topic(unique_root)
     producer = prod.producer()
     producer.send(unique_root, value=b"before any controller")
     producer.flush()
-    # no controller: the request sits on R.subs and nobody answers
+    # no controller: the request sits on R.subs (which the limited consumer's node creates) and nobody answers
     [record] = drain(limited.consumer(unique_root, wait=3.0), 1)
     assert not record.value.isCleartext()
+    _wait_for_request(cluster.bootstrap, f"{unique_root}.subs", limited.crypto.public_key)
 
     controller, clients = start_controller(cluster, cluster.provision("ctl", "controller"), f"{unique_root}-ctl")
     try:
@@ -82,13 +72,57 @@ def test_limited_consumer_decrypts_only_while_a_controller_runs(cluster: Cluster
             client.close()
 
 
-def _wait_for_group(controllers: list[KafkaCryptoController], topic: str, timeout: float = 90.0) -> None:
+def _wait_for_request(bootstrap: str, topic: str, signer: bytes, timeout: float = 30.0) -> None:
+    """Until a key request signed by ``signer`` is on ``topic``."""
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        assign_all(reader, topic, timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            for batch in reader.poll(timeout_ms=200).values():
+                for record in batch:
+                    message = kx.parse(record.value)
+                    if isinstance(message, kx.KeyRequest) and message.signer == signer:
+                        return
+            assert time.monotonic() < deadline, f"no key request from {fingerprint(signer)} on {topic}"
+    finally:
+        reader.close()
+
+
+def test_a_controller_creates_the_trust_topics_it_follows(cluster: Cluster, unique_root: str) -> None:
+    """A controller started before any node (trust topics of its own here, which nobody else creates) creates
+    them and becomes ready. Guards controller.py ``_follow_management``: it used to ask its producer for their
+    partitions, which on a cluster without automatic topic creation blocks for a minute and fails, forever."""
+    names = {f"{kind}_topic": f"{unique_root}-{kind}" for kind in ("chains", "allowlist", "denylist")}
+    store = cluster.provision("ctl", "controller", crypto=names)
+    controller, clients = start_controller(cluster, store, f"{unique_root}-ctl")  # ready within 30 s
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+        try:
+            assert set(names.values()) <= set(admin.list_topics())
+        finally:
+            admin.close()
+    finally:
+        controller.close()
+        for client in clients:
+            client.close()
+
+
+def _wait_for_group(controllers: list[KafkaCryptoController], topic: str, bootstrap: str,
+                    timeout: float = 90.0) -> None:
     """Until the group has spread ``topic``'s partitions over exactly these controllers (kafka-python offers
     no event for a completed rebalance, so its state is checked until the deadline)."""
+    reader = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = reader.partitions_for_topic(topic)
+    finally:
+        reader.close()
+    assert partitions and len(partitions) >= len(controllers), f"{topic}: {partitions} partitions"
     deadline = time.monotonic() + timeout
+    shares: list[set[int]] = []
     while time.monotonic() < deadline:
         shares = [{tp.partition for tp in c.assignment() if tp.topic == topic} for c in controllers]
-        if all(shares) and set().union(*shares) == {0, 1, 2, 3} and sum(map(len, shares)) == 4:
+        if all(shares) and set().union(*shares) == partitions and sum(map(len, shares)) == len(partitions):
             return
         time.sleep(0.1)
     raise AssertionError(f"the group did not settle: {[sorted(s) for s in shares]}")
@@ -117,10 +151,11 @@ def test_controller_refuses_a_consumer_outside_its_topics(cluster: Cluster, uniq
     logging.getLogger("kafkaratchet.audit").addHandler(watch)
     logging.getLogger("kafkaratchet.audit").setLevel(logging.INFO)
     subs = f"{unique_root}.subs"
-    KafkaProducer(bootstrap_servers=cluster.bootstrap).partitions_for(subs)  # exists before the group forms
+    cluster.exchange_topics(unique_root)  # R.subs exists before the group forms
+    cluster.topic(unique_root)
     controller, clients = start_controller(cluster, cluster.provision("ctl", "controller"), f"{unique_root}-ctl")
     try:
-        _wait_for_group([controller], subs)
+        _wait_for_group([controller], subs, cluster.bootstrap)
         producer = prod.producer()
         producer.send(unique_root, value=b"not for outsiders")
         producer.flush()
@@ -150,7 +185,7 @@ def test_a_flood_of_forgeries_costs_a_bounded_number_of_audit_lines(cluster: Clu
     root, subs = unique_root, f"{unique_root}.subs"
     raw = KafkaProducer(bootstrap_servers=cluster.bootstrap, linger_ms=20, batch_size=4 << 20,
                         max_request_size=4 << 20)
-    raw.partitions_for(subs)  # exists before the group forms
+    cluster.exchange_topics(root)  # R.subs exists before the group forms
     every = AuditWatch()
     outsider = Credentials(cluster.provision("outsider", "consumer-limited", topics=["elsewhere"]))
     refusal = AuditWatch("decision=refused", outsider.fingerprint)
@@ -161,7 +196,7 @@ def test_a_flood_of_forgeries_costs_a_bounded_number_of_audit_lines(cluster: Clu
     controller, clients = start_controller(cluster, cluster.provision("ctl", "controller"), f"{unique_root}-ctl")
     started = time.monotonic()
     try:
-        _wait_for_group([controller], subs)
+        _wait_for_group([controller], subs, cluster.bootstrap)
         subscriber = Credentials(cluster.provision("limited", "consumer-limited"))
         kems = [KemPrivateKey(KemType.X25519)]
         genuine = kx.make_request(subscriber.identity, subscriber.chains[0], root, [os.urandom(8)], kems)
@@ -214,12 +249,13 @@ def test_a_flood_of_forgeries_costs_a_bounded_number_of_audit_lines(cluster: Clu
 def test_two_controllers_share_the_work_and_survive_one_stopping(cluster: Cluster, unique_root: str) -> None:
     prod = cluster.node("prod", "producer")
     subs = f"{unique_root}.subs"
-    KafkaProducer(bootstrap_servers=cluster.bootstrap).partitions_for(subs)  # the topic exists before they join
+    cluster.exchange_topics(unique_root)  # R.subs exists before they join
+    cluster.topic(unique_root)
     group = f"{unique_root}-ctl"
     first, first_clients = start_controller(cluster, cluster.provision("ctl1", "controller"), group)
     second, second_clients = start_controller(cluster, cluster.provision("ctl2", "controller"), group)
     try:
-        _wait_for_group([first, second], subs)  # the work is shared: each holds some partitions
+        _wait_for_group([first, second], subs, cluster.bootstrap)  # the work is shared: each holds some partitions
         producer = prod.producer()
         producer.send(unique_root, value=b"one")
         producer.flush()
@@ -228,7 +264,7 @@ def test_two_controllers_share_the_work_and_survive_one_stopping(cluster: Cluste
         first.close()  # mid-stream: its partitions move to the second controller
         for client in first_clients:
             client.close()
-        _wait_for_group([second], subs)
+        _wait_for_group([second], subs, cluster.bootstrap)
         producer.send(unique_root, value=b"two")
         producer.flush()
         records = drain(cluster.node("c2", "consumer-limited").consumer(unique_root, wait=30.0), 2)
@@ -254,6 +290,7 @@ def test_killed_controller_loses_no_request(cluster: Cluster, unique_root: str) 
     limited = Credentials(cluster.provision("limited", "consumer-limited"))
     request = kx.make_request(limited.identity, limited.chains[0], unique_root, [os.urandom(8)],
                               [KemPrivateKey(KemType.X25519)])
+    cluster.exchange_topics(unique_root)  # what the limited consumer's node does before it asks
     raw = KafkaProducer(bootstrap_servers=cluster.bootstrap)
     raw.send(f"{unique_root}.subs", value=request.raw).get(timeout=30)
     raw.close()
@@ -268,9 +305,6 @@ def test_killed_controller_loses_no_request(cluster: Cluster, unique_root: str) 
     try:
         reader = KafkaConsumer(bootstrap_servers=cluster.bootstrap, enable_auto_commit=False)
         reqs = f"{unique_root}.reqs"
-        deadline = time.monotonic() + 60
-        while not reader.partitions_for_topic(reqs) and time.monotonic() < deadline:
-            reader.poll(timeout_ms=200)  # the survivor's forward creates the topic
         reader.assign([TopicPartition(reqs, p) for p in reader.partitions_for_topic(reqs) or ()])
         reader.seek_to_beginning()
         forwarded = [kx.parse(r.value) for r in drain(reader, 1, timeout=60)]

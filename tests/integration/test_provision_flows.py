@@ -55,6 +55,7 @@ def exchange(cluster: Cluster, producer_config: Path, consumer_configs: list[Pat
     """Start the nodes from their files, send five records, and read them back on every consumer."""
     producer_node = cluster.start(KafkaCryptoStore(producer_config))
     consumers = [cluster.start(KafkaCryptoStore(config)) for config in consumer_configs]
+    cluster.topic(topic)
     producer = producer_node.producer()
     values = [os.urandom(24) for _ in range(5)]
     for value in values:

@@ -19,6 +19,7 @@ def test_none_stays_none_both_ways(cluster: Cluster, unique_root: str) -> None:
     assert node.crypto.getValueSerializer().serialize(unique_root, None, None) is None
     assert node.crypto.getKeySerializer().serialize(unique_root, None) is None
     assert node.crypto.getValueDeserializer().deserialize(unique_root, None, None) is None
+    cluster.topic(unique_root)
     producer = node.producer()
     producer.send(unique_root, key=b"k", value=None)  # a tombstone
     producer.flush()

@@ -6,8 +6,7 @@ import logging
 import time
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
+from kafka import KafkaConsumer
 
 from kafkaratchet.node import trusttopics
 from kafkaratchet.node.clients import assign_all
@@ -16,7 +15,7 @@ from kafkaratchet.protocol.certs import Chain, Usage
 from kafkaratchet.protocol.identity import SigningIdentity
 from kafkaratchet.services.chainserver import KafkaCryptoChainServer
 
-from .nodes import Cluster, drain
+from .nodes import Cluster, create_topics, drain
 
 pytestmark = pytest.mark.integration
 
@@ -24,19 +23,15 @@ DELETING = {"cleanup.policy": "delete", "retention.ms": "604800000"}
 
 
 def _create(bootstrap: str, topics: dict[str, dict[str, str]]) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, 1, 1, topic_configs=configs) for name, configs in topics.items()])
-    finally:
-        admin.close()
+    """One partition each, the broker's replication factor, these settings (none: the broker's defaults)."""
+    for name, configs in topics.items():
+        create_topics(bootstrap, name, partitions=1, **configs)
 
 
 def test_check_on_the_broker_flags_only_a_deleting_topic(kafka_bootstrap: str, unique_root: str) -> None:
     deleting, compacted, auto, missing = (f"{unique_root}-{n}" for n in ("del", "cmp", "auto", "missing"))
-    _create(kafka_bootstrap, {deleting: DELETING, compacted: {**TRUST_TOPIC_CONFIGS, "min.insync.replicas": "1"}})
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-    producer.send(auto, value=b"x").get(timeout=30)  # created by the broker with its defaults
-    producer.close()
+    _create(kafka_bootstrap, {deleting: DELETING, compacted: dict(TRUST_TOPIC_CONFIGS),
+                              auto: {}})  # auto: the broker's defaults, as its automatic creation would give
     problems = check_trust_topics({"bootstrap_servers": kafka_bootstrap, "enable_auto_commit": False},
                                   [deleting, compacted, auto, missing])
     assert [p for p in problems if deleting in p], problems
@@ -76,7 +71,7 @@ def test_a_node_warns_at_start_about_each_trust_topic_that_deletes(cluster: Clus
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     names = {kind: f"{unique_root}-{kind}" for kind in ("chains", "allowlist", "denylist")}
     _create(cluster.bootstrap, {names["chains"]: DELETING, names["allowlist"]: DELETING,
-                                names["denylist"]: {**TRUST_TOPIC_CONFIGS, "min.insync.replicas": "1"}})
+                                names["denylist"]: dict(TRUST_TOPIC_CONFIGS)})
     caplog.set_level(logging.WARNING, logger=trusttopics.__name__)
     crypto = {f"{kind}_topic": name for kind, name in names.items()}
     cluster.node("n", "consumer", crypto=crypto)  # ready without waiting for the check

@@ -9,7 +9,7 @@ import pytest
 from kafkaratchet.protocol.identity import SigningIdentity
 from provision.cli import main as provision
 
-from .nodes import Cluster, drain
+from .nodes import Cluster, drain, publish_trust
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +28,7 @@ def test_denylist_command_cuts_a_consumer_off(cluster: Cluster, unique_root: str
     assert (code, err) == (0, "") and cons.crypto.fingerprint in out
     assert prod.crypto.credentials.wait_until(lambda c: c.trust.is_denied(cons.crypto.public_key), 30)
     assert prod.crypto.credentials.wait_until(lambda c: True, 0)
+    cluster.topic(unique_root)
     producer = prod.producer()
     producer.send(unique_root, value=b"after the denylist entry")
     producer.flush()
@@ -71,6 +72,7 @@ def test_a_scoped_admin_denies_within_its_topics_by_default(cluster: Cluster, un
     assert (code, err) == (0, "") and f"for {other} " in out
     assert prod.crypto.credentials.wait_until(lambda c: cons.crypto.public_key in c.trust.state.scoped, 30)
     assert not prod.crypto.trust.is_denied(cons.crypto.public_key)
+    cluster.topic(unique_root)
     producer = prod.producer()
     producer.send(unique_root, value=b"still readable on its own topic")
     producer.flush()
@@ -82,8 +84,6 @@ def test_republish_turns_denials_kept_in_a_config_into_v2_entries(cluster: Clust
                                                                   caplog: pytest.LogCaptureFixture) -> None:
     """The upgrade path: denials an admin node persisted before trust updates v2 (its [denylist]) are re-signed
     as v2 entries that every node applies; a v1 entry on the topic is ignored with one line naming the fix."""
-    from kafka import KafkaProducer
-
     from kafkaratchet.protocol import wire
     from kafkaratchet.protocol.certs import issue_certificate
 
@@ -92,12 +92,9 @@ def test_republish_turns_denials_kept_in_a_config_into_v2_entries(cluster: Clust
     for key in gone:
         admin.store_value(key.public_key.hex(), key.public_key, "denylist")
     node = cluster.node("prod", "producer")
-    raw = KafkaProducer(bootstrap_servers=cluster.bootstrap)
     old = issue_certificate(gone[0], gone[0].public_key, usages=[])
     with caplog.at_level("WARNING", logger="kafkaratchet"):
-        for _ in range(3):
-            raw.send("denylist", value=wire.pack([1, "deny", old.encode(), None])).get(timeout=30)
-        raw.close()
+        publish_trust(cluster.bootstrap, "denylist", *[wire.pack([1, "deny", old.encode(), None])] * 3)
         code, out, err = _run("denylist", "--config", str(admin.path), "--republish")
         assert (code, err) == (0, "") and "3 denial(s)" in out
         assert node.crypto.credentials.wait_until(
