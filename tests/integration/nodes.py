@@ -154,6 +154,19 @@ def read_to_end(consumer: Any, timeout: float = 60.0) -> list[Any]:
     return records
 
 
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``condition`` until it returns something true (returned), for at most ``timeout`` seconds:
+    for state that no event announces (another node's key ring, a consumer group's assignment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {what}")
+        time.sleep(0.05)
+
+
 def drain(consumer: KafkaConsumer, count: int, timeout: float = 60.0,
           stop: Callable[[list[Any]], bool] | None = None) -> list[Any]:
     """Poll until ``count`` records arrived (or ``timeout``); returns the records."""

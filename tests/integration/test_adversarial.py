@@ -17,7 +17,7 @@ import logging
 import os
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,7 +37,7 @@ from kafkaratchet.protocol.kem import KemPrivateKey, KemType
 from kafkaratchet.protocol.records import Role, open_sealed, seal
 from kafkaratchet.protocol.trust import make_trust_update
 
-from .nodes import Cluster, Node
+from .nodes import Cluster, Node, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -47,17 +47,6 @@ SECRET = b"the secret"
 def isolated(root: str, **crypto: Any) -> dict[str, Any]:
     return {"chains_topic": f"{root}-chains", "allowlist_topic": f"{root}-allowlist",
             "denylist_topic": f"{root}-denylist", **crypto}
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {what}")
-        time.sleep(0.05)
 
 
 class Reader:
@@ -489,8 +478,8 @@ def test_answers_replayed_or_built_for_someone_elses_request_install_nothing(clu
     cons = cluster.start(cons_store)
     record = cons.crypto.waiter.open(root, Role.VALUE, blob, wait=10.0, retrier=None)
     assert record.isCleartext()
-    genuine = [a for a in attacker.answers(root).values() if a.requester == cons.crypto.public_key]
-    assert genuine, "the attacker saw the genuine answer on R.keys"
+    genuine = wait_until(lambda: [a for a in attacker.answers(root).values() if a.requester == cons.crypto.public_key],
+                         20, "the attacker sees the genuine answer on R.keys")
 
     prod.close()  # from here on only the attacker answers
     cons.close()

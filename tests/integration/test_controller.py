@@ -25,7 +25,7 @@ from kafkaratchet.protocol.identity import SigningIdentity, fingerprint
 from kafkaratchet.protocol.kem import KemPrivateKey, KemType
 from kafkaratchet.services.controller import KafkaCryptoController
 
-from .nodes import Cluster, drain
+from .nodes import Cluster, drain, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -61,8 +61,9 @@ def test_limited_consumer_decrypts_only_while_a_controller_runs(cluster: Cluster
         producer.send(unique_root, value=b"with a controller")
         producer.flush()
         records = drain(limited.consumer(unique_root, wait=30.0), 2)
-        opened = [r.value.getMessage() for r in records if r.value.isCleartext()]
-        assert b"with a controller" in opened
+        # a record whose key came after its deserializer's wait opens on a retry (a busy group is slow)
+        wait_until(lambda: any(r.value.isCleartext() and r.value.getMessage() == b"with a controller"
+                               for r in records), 90, "the record sealed with a controller running opens")
         assert controller.forwarded >= 1
         assert any("decision=forwarded" in r.getMessage() and limited.crypto.fingerprint in r.getMessage()
                    for r in caplog.records), "every decision is an audit line naming the requester"
@@ -260,6 +261,7 @@ def test_two_controllers_share_the_work_and_survive_one_stopping(cluster: Cluste
         producer.send(unique_root, value=b"one")
         producer.flush()
         records = drain(cluster.node("c1", "consumer-limited").consumer(unique_root, wait=30.0), 1)
+        wait_until(lambda: records[0].value.isCleartext(), 90, "the first record opens")
         assert records[0].value.getMessage() == b"one"
         first.close()  # mid-stream: its partitions move to the second controller
         for client in first_clients:
@@ -268,6 +270,7 @@ def test_two_controllers_share_the_work_and_survive_one_stopping(cluster: Cluste
         producer.send(unique_root, value=b"two")
         producer.flush()
         records = drain(cluster.node("c2", "consumer-limited").consumer(unique_root, wait=30.0), 2)
+        wait_until(lambda: all(r.value.isCleartext() for r in records), 90, "both records open")
         assert sorted(r.value.getMessage() for r in records) == [b"one", b"two"]
         assert second.forwarded >= 1
     finally:
@@ -297,7 +300,7 @@ def test_killed_controller_loses_no_request(cluster: Cluster, unique_root: str) 
     group = f"{unique_root}-ctl"
     doomed = _controller_process(store, group, "kill-before-forward")
     try:
-        assert doomed.wait(timeout=60) == -signal.SIGKILL, "the fault hook kills it after receiving"
+        assert doomed.wait(timeout=180) == -signal.SIGKILL, "the fault hook kills it after receiving"
     finally:
         if doomed.poll() is None:
             doomed.kill()
@@ -307,7 +310,7 @@ def test_killed_controller_loses_no_request(cluster: Cluster, unique_root: str) 
         reqs = f"{unique_root}.reqs"
         reader.assign([TopicPartition(reqs, p) for p in reader.partitions_for_topic(reqs) or ()])
         reader.seek_to_beginning()
-        forwarded = [kx.parse(r.value) for r in drain(reader, 1, timeout=60)]
+        forwarded = [kx.parse(r.value) for r in drain(reader, 1, timeout=180)]
         reader.close()
         assert forwarded and isinstance(forwarded[0], kx.ForwardedRequest)
         assert forwarded[0].inner.request_id == request.request_id

@@ -183,14 +183,15 @@ while True:
 
 
 def _run_and_kill(script: Path, config: Path, topic: str, kill_after: float) -> list[tuple[int, str]]:
-    """Start the node, let it seal/step for ``kill_after`` seconds once ready, SIGKILL it; what it printed."""
+    """Start the node, let it seal/step for two steps and ``kill_after`` seconds more, SIGKILL it; what it printed."""
     # the child imports the very kafkaratchet this test imported (not whatever else is installed)
     source = str(Path(kafkaratchet.__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])))
     child = subprocess.Popen([sys.executable, str(script), str(config), topic], stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True, env=env)
-    lines: list[str] = []
+    lines: list[list[str]] = []
     ready = threading.Event()
+    stepping = threading.Event()  # two steps taken since ready: whatever the machine's speed, a life spans epochs
 
     def read() -> None:
         assert child.stdout is not None
@@ -198,12 +199,15 @@ def _run_and_kill(script: Path, config: Path, topic: str, kill_after: float) -> 
             lines.append(line.split())
             if line.startswith("ready"):
                 ready.set()
+            elif ready.is_set() and sum(parts[:1] == ["sealed"] for parts in lines) >= 3:
+                stepping.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        assert ready.wait(30), "the node subprocess did not start"
-        time.sleep(kill_after)
+        assert ready.wait(60), "the node subprocess did not start"
+        assert stepping.wait(60), "the node subprocess did not step"
+        time.sleep(kill_after)  # a kill point that varies: mid-write of the archive or of the seed
     finally:
         os.kill(child.pid, signal.SIGKILL)  # the child this test started, by its pid
         child.wait(timeout=10)
@@ -235,7 +239,7 @@ def test_sigkill_while_stepping_and_persisting_leaves_consistent_files(cluster: 
     identity = decode_identity_file(read_secret(paths["crypto"]))
     archive_key = derive_subkey(identity, b"kr-key-archive")
     used: list[tuple[int, str]] = []
-    rounds = [0.03, 0.1, 0.06, 0.15, 0.08]  # seconds of stepping: ~4-20 epochs per life, kills mid-write
+    rounds = [0.03, 0.1, 0.06, 0.15, 0.08]  # seconds of stepping after two steps: kills land mid-write
     for kill_after in rounds:
         printed = _run_and_kill(script, paths["config"], topic, kill_after)
         assert printed, "the node sealed something before it was killed"

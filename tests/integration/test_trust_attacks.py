@@ -19,8 +19,8 @@ from kafkaratchet.protocol.identity import SigningIdentity
 from kafkaratchet.protocol.records import Role
 from kafkaratchet.protocol.trust import make_trust_update
 
-from .nodes import Cluster, Node
-from .test_adversarial import SECRET, Attacker, Requester, isolated, serving_producer, wait_until
+from .nodes import Cluster, Node, wait_until
+from .test_adversarial import SECRET, Attacker, Requester, isolated, serving_producer
 
 pytestmark = pytest.mark.integration
 

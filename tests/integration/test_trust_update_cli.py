@@ -80,21 +80,23 @@ def test_a_scoped_admin_denies_within_its_topics_by_default(cluster: Cluster, un
     assert record.value.getMessage() == b"still readable on its own topic"
 
 
-def test_republish_turns_denials_kept_in_a_config_into_v2_entries(cluster: Cluster,
+def test_republish_turns_denials_kept_in_a_config_into_v2_entries(cluster: Cluster, unique_root: str,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
     """The upgrade path: denials an admin node persisted before trust updates v2 (its [denylist]) are re-signed
-    as v2 entries that every node applies; a v1 entry on the topic is ignored with one line naming the fix."""
+    as v2 entries that every node applies; a v1 entry on the topic is ignored with one line naming the fix.
+    A denylist topic of the test's own: no v1 entry of an earlier run is on it, and none goes to the cluster's."""
     from kafkaratchet.protocol import wire
     from kafkaratchet.protocol.certs import issue_certificate
 
-    admin = cluster.provision("admin", "admin")
+    denylist = {"denylist_topic": f"{unique_root}-denylist"}
+    admin = cluster.provision("admin", "admin", crypto=denylist)
     gone = [SigningIdentity.generate() for _ in range(3)]
     for key in gone:
         admin.store_value(key.public_key.hex(), key.public_key, "denylist")
-    node = cluster.node("prod", "producer")
+    node = cluster.node("prod", "producer", crypto=denylist)
     old = issue_certificate(gone[0], gone[0].public_key, usages=[])
     with caplog.at_level("WARNING", logger="kafkaratchet"):
-        publish_trust(cluster.bootstrap, "denylist", *[wire.pack([1, "deny", old.encode(), None])] * 3)
+        publish_trust(cluster.bootstrap, denylist["denylist_topic"], *[wire.pack([1, "deny", old.encode(), None])] * 3)
         code, out, err = _run("denylist", "--config", str(admin.path), "--republish")
         assert (code, err) == (0, "") and "3 denial(s)" in out
         assert node.crypto.credentials.wait_until(
